@@ -1,0 +1,3 @@
+"""Customer lifecycle pipeline: the core package."""
+
+__version__ = "0.1.0"
