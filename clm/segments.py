@@ -1,0 +1,150 @@
+"""Lifecycle stage, value tier, RFM segment, segment and next best action (DESIGN §6).
+
+Pure functions of a scored frame and the rules in ``config/segments.yaml``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import yaml
+
+STAGES = ("new", "active", "loyal", "at_risk", "lapsed", "reactivated")
+TIERS = ("high", "mid", "low")
+REQUIRED = (
+    "customer_id",
+    "recency_days",
+    "tenure_days",
+    "frequency_lifetime",
+    "monetary_lifetime",
+    "last_gap_days",
+    "churn_probability",
+    "expected_spend",
+)
+
+
+def load_rules(path: Path) -> dict[str, Any]:
+    """Read and check the segment rules file.
+
+    Raises:
+        ValueError: if a section is missing or an action is not defined for a segment.
+    """
+    rules = yaml.safe_load(path.read_text(encoding="utf-8"))
+    for section in ("lifecycle", "value_tier", "rfm_segments", "next_best_action"):
+        if section not in (rules or {}):
+            raise ValueError(f"{path}: missing section {section!r}")
+    wanted = {f"{t}_value_{r}" for t in TIERS for r in ("healthy", "at_risk", "lapsed")}
+    missing = wanted - set(rules["next_best_action"])
+    if missing:
+        raise ValueError(f"{path}: next_best_action has no entry for {sorted(missing)}")
+    return rules
+
+
+def _quintile(values: pd.Series, higher_is_better: bool = True) -> pd.Series:
+    """Scores 1..5 by rank; ties broken by position so the result is deterministic."""
+    ranks = values.rank(method="first", ascending=higher_is_better)
+    return np.ceil(ranks / len(values) * 5).clip(1, 5).astype(int)
+
+
+def lifecycle_stage(frame: pd.DataFrame, rules: dict[str, Any], horizon_days: int) -> pd.Series:
+    """Lifecycle stage per customer, first applicable rule in ``lifecycle.order`` wins."""
+    cfg = rules["lifecycle"]
+    lapsed_after = cfg.get("lapsed_after_days") or horizon_days
+    conditions = {
+        "lapsed": frame["recency_days"] > lapsed_after,
+        "new": frame["tenure_days"] <= cfg["new_max_days"],
+        "at_risk": frame["churn_probability"] >= cfg["at_risk_probability"],
+        "reactivated": frame["last_gap_days"].fillna(0) > lapsed_after,
+        "loyal": (frame["frequency_lifetime"] >= cfg["loyal_min_orders"])
+        & (frame["tenure_days"] >= cfg["loyal_min_tenure_days"]),
+        "active": pd.Series(True, index=frame.index),
+    }
+    order = cfg["order"]
+    unknown = set(order) - set(conditions)
+    if unknown:
+        raise ValueError(f"lifecycle.order names unknown stages {sorted(unknown)}")
+    choices = [conditions[s].to_numpy() for s in order]
+    return pd.Series(np.select(choices, order, default="active"), index=frame.index)
+
+
+def assign_segments(
+    frame: pd.DataFrame, rules: dict[str, Any], horizon_days: int
+) -> pd.DataFrame:
+    """Add lifecycle_stage, value_tier, rfm_segment, segment and next_best_action.
+
+    Raises:
+        ValueError: if a required column is missing or the frame is empty.
+    """
+    missing = [c for c in REQUIRED if c not in frame.columns]
+    if missing:
+        raise ValueError(f"cannot segment: missing column(s) {missing}")
+    if frame.empty:
+        raise ValueError("cannot segment an empty frame")
+    out = frame.copy()
+    out["lifecycle_stage"] = lifecycle_stage(out, rules, horizon_days)
+
+    spend_rank = out["expected_spend"].rank(method="first", pct=True)
+    tiers = rules["value_tier"]
+    out["value_tier"] = np.select(
+        [spend_rank > tiers["high"], spend_rank > tiers["mid"]], ["high", "mid"], default="low"
+    )
+
+    r = _quintile(out["recency_days"], higher_is_better=False)
+    f = _quintile(out["frequency_lifetime"])
+    m = _quintile(out["monetary_lifetime"])
+    fm = np.floor((f + m) / 2 + 0.5).astype(int)
+    rfm = pd.Series("", index=out.index, dtype=object)
+    for rule in reversed(rules["rfm_segments"]):  # reversed: first match wins
+        hit = r.between(*rule["r"]) & fm.between(*rule["fm"])
+        rfm[hit] = rule["name"]
+    if (rfm == "").any():
+        raise ValueError("rfm_segments do not cover every (R, FM) score pair")
+    out["rfm_segment"] = rfm
+
+    risk = np.where(
+        out["lifecycle_stage"] == "lapsed",
+        "lapsed",
+        np.where(
+            out["churn_probability"] >= rules["lifecycle"]["at_risk_probability"],
+            "at_risk",
+            "healthy",
+        ),
+    )
+    out["segment"] = out["value_tier"] + "_value_" + risk
+    out["next_best_action"] = out["segment"].map(rules["next_best_action"])
+    return out
+
+
+def summarize(segments: pd.DataFrame) -> pd.DataFrame:
+    """One row per segment: customers, mean churn probability, total expected spend."""
+    return (
+        segments.groupby(["ds", "segment"], as_index=False)
+        .agg(
+            customers=("customer_id", "size"),
+            mean_churn_probability=("churn_probability", "mean"),
+            total_expected_spend=("expected_spend", "sum"),
+        )
+        .sort_values(["ds", "segment"], ignore_index=True)
+    )
+
+
+def transitions(previous: pd.DataFrame, current: pd.DataFrame) -> pd.DataFrame:
+    """How customers moved between segments since the previous scored day.
+
+    Customers absent the day before come ``from_segment='(none)'``.
+    """
+    merged = current[["ds", "customer_id", "segment"]].merge(
+        previous[["customer_id", "segment"]].rename(columns={"segment": "from_segment"}),
+        on="customer_id",
+        how="left",
+    )
+    merged["from_segment"] = merged["from_segment"].fillna("(none)")
+    return (
+        merged.rename(columns={"segment": "to_segment"})
+        .groupby(["ds", "from_segment", "to_segment"], as_index=False)
+        .agg(customers=("customer_id", "size"))
+        .sort_values(["from_segment", "to_segment"], ignore_index=True)
+    )

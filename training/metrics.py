@@ -1,0 +1,75 @@
+"""Metrics with the same names for every candidate (DESIGN §5)."""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy.stats import spearmanr
+from sklearn.metrics import (
+    average_precision_score,
+    brier_score_loss,
+    log_loss,
+    mean_absolute_error,
+    roc_auc_score,
+)
+
+CHURN_PRIMARY = "roc_auc"
+VALUE_PRIMARY = "normalized_gini"
+
+
+def top_decile_lift(y_true: np.ndarray, score: np.ndarray) -> float:
+    """Positive rate in the top-scored 10% over the overall positive rate."""
+    y_true = np.asarray(y_true, dtype=float)
+    n_top = max(1, int(np.ceil(len(y_true) * 0.1)))
+    order = np.argsort(-np.asarray(score), kind="stable")[:n_top]
+    base = y_true.mean()
+    return float(y_true[order].mean() / base) if base > 0 else float("nan")
+
+
+def churn_metrics(y_true: np.ndarray, proba: np.ndarray) -> dict[str, float]:
+    """ROC AUC (primary), PR AUC, log loss, Brier score and top-decile lift.
+
+    Raises:
+        ValueError: if only one class is present.
+    """
+    y_true = np.asarray(y_true)
+    if len(np.unique(y_true)) < 2:
+        raise ValueError("churn metrics need both classes in y_true")
+    proba = np.clip(np.asarray(proba, dtype=float), 1e-6, 1 - 1e-6)
+    return {
+        "roc_auc": float(roc_auc_score(y_true, proba)),
+        "pr_auc": float(average_precision_score(y_true, proba)),
+        "log_loss": float(log_loss(y_true, proba)),
+        "brier": float(brier_score_loss(y_true, proba)),
+        "top_decile_lift": top_decile_lift(y_true, proba),
+    }
+
+
+def _gini(actual: np.ndarray, pred: np.ndarray) -> float:
+    order = np.lexsort((np.arange(len(pred)), -pred))
+    ranked = actual[order]
+    cum = np.cumsum(ranked) / ranked.sum()
+    n = len(actual)
+    return float(cum.sum() / n - (n + 1) / (2 * n))
+
+
+def normalized_gini(actual: np.ndarray, pred: np.ndarray) -> float:
+    """Gini of the prediction's ordering over the Gini of the perfect ordering."""
+    actual = np.asarray(actual, dtype=float)
+    pred = np.asarray(pred, dtype=float)
+    if actual.sum() <= 0:
+        return float("nan")
+    return _gini(actual, pred) / _gini(actual, actual)
+
+
+def value_metrics(actual: np.ndarray, pred: np.ndarray) -> dict[str, float]:
+    """MAE, RMSE, Spearman, normalised Gini (primary) and total predicted vs actual (%)."""
+    actual = np.asarray(actual, dtype=float)
+    pred = np.asarray(pred, dtype=float)
+    total = actual.sum()
+    return {
+        "mae": float(mean_absolute_error(actual, pred)),
+        "rmse": float(np.sqrt(np.mean((actual - pred) ** 2))),
+        "spearman": float(spearmanr(actual, pred).statistic),
+        "normalized_gini": normalized_gini(actual, pred),
+        "total_pred_vs_actual_pct": float(100 * pred.sum() / total) if total else float("nan"),
+    }
