@@ -1,0 +1,8 @@
+"""Airflow Assets that chain the four DAGs (the Asset graph in the UI)."""
+
+from airflow.sdk import Asset
+
+VALIDATED = Asset(name="clm_validated", uri="clm://validated", group="clm")
+FEATURES = Asset(name="clm_features", uri="clm://features", group="clm")
+CHAMPION = Asset(name="clm_champion", uri="clm://champion", group="clm")
+SEGMENTS = Asset(name="clm_segments", uri="clm://segments", group="clm")

@@ -1,0 +1,46 @@
+"""
+### clm_score: the daily customer segment table
+
+Triggered by the Asset `clm_features`. Loads `models:/clm-churn@champion` and
+`models:/clm-clv@champion`, scores every customer with a completed order, and
+assigns lifecycle stage, value tier, RFM segment, segment, next best action
+and the top churn reasons (tree SHAP). Replaces the ds partition of
+`customer_segments`, `segment_summary` and `segment_transitions` in one
+transaction each. Updates the Asset `clm_segments`.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from airflow.sdk import Param, dag, task
+
+from clm.assets import FEATURES, SEGMENTS
+
+
+@dag(
+    dag_id="clm_score",
+    schedule=FEATURES,
+    start_date=datetime(2024, 1, 1, tzinfo=UTC),
+    catchup=False,
+    max_active_runs=1,
+    tags=["clm", "score", "segments"],
+    default_args={"retries": 2, "retry_delay": timedelta(minutes=2)},
+    params={"ds": Param(None, type=["null", "string"], format="date", description="YYYY-MM-DD")},
+    doc_md=__doc__,
+)
+def clm_score() -> None:
+    @task(outlets=[SEGMENTS])
+    def score_and_segment(**context):  # type: ignore[no-untyped-def]
+        """Score every customer with @champion and write the ds segment partitions."""
+        from clm import tasks
+
+        return tasks.score(context)
+
+    score_and_segment()
+
+
+dag_object = clm_score()
+
+if __name__ == "__main__":
+    dag_object.test()
