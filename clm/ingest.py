@@ -18,7 +18,6 @@ import pandas as pd
 
 from clm.contracts import CONTRACTS
 from clm.io import (
-    BatchError,
     fingerprint,
     list_partitions,
     partition_dir,
@@ -77,15 +76,32 @@ def pending_days(settings: Settings, until: date) -> list[date]:
 
 
 def _read_days(settings: Settings, table: str, days: list[date]) -> pd.DataFrame:
+    """Read the landed partitions of ``table`` for ``days``, each tagged with its ds.
+
+    Raises:
+        BatchValidationError: a partition lacks a required column (checked per
+            day, since concatenating days would hide it behind nulls).
+    """
+    contract = CONTRACTS[table]
     frames = []
     for ds in days:
         if not partition_dir(settings.landing_dir, table, ds).exists():
             continue
-        frame = read_partition(settings.landing_dir, table, ds)
+        try:
+            frame = read_partition(settings.landing_dir, table, ds)
+        except BatchError as exc:
+            raise BatchValidationError(f"{exc}; nothing written") from exc
+        missing = [c for c in contract.required if c not in frame.columns]
+        if missing:
+            raise BatchValidationError(
+                f"{table} ds={ds}: rule expect_table_columns_to_match_set failed: missing "
+                f"column(s) {missing}; found {sorted(frame.columns)}; {len(frame)} row(s) "
+                f"refused, nothing written"
+            )
         frame["ds"] = ds
         frames.append(frame)
     if not frames:
-        return pd.DataFrame({"ds": pd.Series(dtype=object)})
+        return pd.DataFrame({c: [] for c in [*contract.columns, "ds"]})
     return pd.concat(frames, ignore_index=True)
 
 
@@ -110,10 +126,7 @@ def ingest(settings: Settings, ds: date) -> IngestReport:
     outcomes = {}
     for table in LANDING_TABLES:
         contract = CONTRACTS[table]
-        try:
-            raw = _read_days(settings, table, days)
-        except BatchError as exc:
-            raise BatchValidationError(str(exc)) from exc
+        raw = _read_days(settings, table, days)
         outcomes[table] = validate_batch(
             raw,
             contract,

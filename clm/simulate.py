@@ -72,6 +72,8 @@ def _pick_categorical(rng: np.random.Generator, probs: np.ndarray) -> np.ndarray
 
 
 def _ids(prefix: str, numbers: np.ndarray, width: int) -> np.ndarray:
+    if len(numbers) == 0:
+        return np.array([], dtype=object)
     return np.char.add(prefix, np.char.zfill(numbers.astype(str), width)).astype(object)
 
 

@@ -1,0 +1,62 @@
+# Customer lifecycle pipeline. `make help` lists the targets.
+SHELL := /bin/bash
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+export CLM_HOME ?= $(CURDIR)/.clm
+
+.DEFAULT_GOAL := help
+.PHONY: help setup demo test test-fast lint typecheck format lock airflow mlflow up down bench clean
+
+help: ## List the targets
+	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-10s\033[0m %s\n", $$1, $$2}'
+
+$(STAMP): requirements.lock pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check uv==0.13.8
+	$(BIN)/uv pip sync --quiet --python $(BIN)/python requirements.lock
+	$(BIN)/uv pip install --quiet --python $(BIN)/python --no-deps -e .
+	@touch $(STAMP)
+
+setup: $(STAMP) ## Create .venv and install the pinned dependencies (quick when nothing changed)
+
+demo: setup ## Simulate a shop, run it through Airflow with weekly training, print a summary
+	$(BIN)/clm demo
+
+test: setup ## Run the whole test suite (unit, DAG integrity, end to end)
+	$(BIN)/pytest -q
+
+test-fast: setup ## Run the tests without the slow end-to-end ones
+	$(BIN)/pytest -q -m "not slow"
+
+lint: setup ## ruff check, ruff format --check and mypy
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+format: setup ## Format the code with ruff
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+lock: ## Re-resolve requirements.in into requirements.lock
+	$(BIN)/uv pip compile --quiet --python-version 3.11 --python-platform x86_64-unknown-linux-gnu \
+		--generate-hashes requirements.in -o requirements.lock
+
+airflow: setup ## Start the Airflow UI (airflow standalone) on this project, port 8080
+	$(BIN)/clm ui airflow
+
+mlflow: setup ## Start the MLflow UI on the pipeline's tracking store, port 5000
+	$(BIN)/clm ui mlflow
+
+up: ## Start the production topology (docker compose; needs a Docker engine)
+	docker compose up -d
+
+down: ## Stop the production topology
+	docker compose down
+
+bench: setup ## Time the simulator (more benchmarks arrive with later issues)
+	$(BIN)/python -m benchmarks.simulate
+
+clean: ## Delete CLM_HOME (all pipeline state); keeps .venv
+	rm -rf $(CLM_HOME)

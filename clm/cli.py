@@ -1,0 +1,410 @@
+"""``clm``: simulate, run, demo and inspect the customer lifecycle pipeline."""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from datetime import date, timedelta
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.logging import RichHandler
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from clm.settings import Settings, get_settings, parse_ds
+
+app = typer.Typer(
+    help="Customer lifecycle pipeline: Airflow, Great Expectations, Feast, XGBoost/LightGBM, MLflow.",
+    no_args_is_help=True,
+    add_completion=False,
+)
+models_app = typer.Typer(help="Champions, promotion history and rollback.", invoke_without_command=True)
+app.add_typer(models_app, name="models")
+console = Console()
+log = logging.getLogger("clm")
+
+NOISY = ("great_expectations", "feast", "mlflow", "alembic", "airflow", "sqlalchemy", "py.warnings",
+         "httpx", "urllib3", "numexpr", "matplotlib")
+
+
+def _setup(verbose: bool = False) -> Settings:
+    logging.basicConfig(
+        level=logging.INFO if verbose else logging.WARNING,
+        format="%(message)s",
+        handlers=[RichHandler(console=console, show_path=False, rich_tracebacks=True)],
+        force=True,
+    )
+    logging.getLogger("clm").setLevel(logging.INFO)
+    for name in NOISY:
+        logging.getLogger(name).setLevel(logging.INFO if verbose else logging.ERROR)
+    import warnings
+
+    warnings.filterwarnings("ignore")
+    settings = get_settings()
+    settings.export_env()
+    return settings
+
+
+def _date(value: str, option: str) -> date:
+    try:
+        return parse_ds(value)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint=option) from exc
+
+
+@app.command()
+def simulate(
+    customers: Annotated[int, typer.Option(min=1, help="Customers who sign up.")] = 2000,
+    start: Annotated[str, typer.Option(help="First day (YYYY-MM-DD).")] = "2024-01-01",
+    days: Annotated[int, typer.Option(min=1, help="Days to simulate.")] = 180,
+    seed: Annotated[int | None, typer.Option(help="Seed (default: CLM_SEED).")] = None,
+    dirty_rate: Annotated[float, typer.Option(min=0, max=0.5, help="Share of broken rows.")] = 0.002,
+) -> None:
+    """Write a simulated shop into landing/, with the latent truth in truth/."""
+    settings = _setup()
+    from clm.simulate import simulate_shop
+
+    first = _date(start, "--start")
+    started = time.perf_counter()
+    with _progress() as progress:
+        bar = progress.add_task("simulating days", total=days)
+        result = simulate_shop(
+            settings.landing_dir,
+            settings.truth_dir,
+            n_customers=customers,
+            start=first,
+            days=days,
+            seed=settings.seed if seed is None else seed,
+            dirty_rate=dirty_rate,
+            progress=lambda d: progress.update(bar, completed=d),
+        )
+    console.print(
+        f"[green]Simulated[/] {result.customers:,} customers, {result.orders:,} orders, "
+        f"{result.events:,} events over {days} days ({first}..{first + timedelta(days=days - 1)}) "
+        f"in {time.perf_counter() - started:.1f}s -> {settings.landing_dir}"
+    )
+
+
+def _progress() -> Progress:
+    return Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+        transient=True,
+    )
+
+
+def _run_with_progress(settings: Settings, first: date, last: date) -> list[Any]:
+    from clm.runner import RunRecord, run_range
+
+    total_days = (last - first).days + 1
+    with _progress() as progress:
+        bar = progress.add_task(f"days {first}..{last}", total=total_days)
+
+        def on_run(record: RunRecord) -> None:
+            console.print(f"  {record.dag_id:<13} ds={record.ds}  {record.state}  {record.seconds:5.1f}s")
+            if record.dag_id == "clm_score":
+                progress.advance(bar)
+
+        return run_range(settings, first, last, on_run=on_run)
+
+
+@app.command()
+def run(
+    start: Annotated[str, typer.Option(help="First day to run (YYYY-MM-DD).")],
+    end: Annotated[str, typer.Option(help="Last day to run (YYYY-MM-DD).")],
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Show library logs.")] = False,
+) -> None:
+    """Run ingest -> features -> (train) -> score through Airflow for each day.
+
+    The first day's ingest catches up every pending landed day at once. Training
+    runs on CLM_TRAINING_WEEKDAY (Sunday by default) and whenever no champion exists.
+    """
+    settings = _setup(verbose)
+    from clm.runner import DagRunFailed
+
+    try:
+        _run_with_progress(settings, _date(start, "--start"), _date(end, "--end"))
+    except (DagRunFailed, ValueError) as exc:
+        console.print(f"[red]error:[/] {exc}")
+        raise typer.Exit(1) from exc
+
+
+@app.command()
+def demo(
+    customers: Annotated[int, typer.Option(min=100, help="Customers in the simulated shop.")] = 5000,
+    days: Annotated[int, typer.Option(min=200, help="Days of history.")] = 365,
+    run_days: Annotated[int, typer.Option(min=1, help="Last days run through Airflow.")] = 14,
+    start: Annotated[str, typer.Option(help="First simulated day.")] = "2024-01-01",
+    verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
+) -> None:
+    """Simulate a shop, run its last days through Airflow with weekly training, summarise."""
+    settings = _setup(verbose)
+    from clm.runner import DagRunFailed, RunRecord
+    from clm.simulate import simulate_shop
+
+    began = time.perf_counter()
+    first = _date(start, "--start")
+    last = first + timedelta(days=days - 1)
+    run_from = last - timedelta(days=run_days - 1)
+    console.rule("[bold]clm demo")
+    console.print(f"CLM_HOME = {settings.home}")
+    if settings.landing_dir.exists() and any(settings.landing_dir.iterdir()):
+        console.print("[yellow]landing/ already holds data; reusing it (delete CLM_HOME to start over)[/]")
+    else:
+        with _progress() as progress:
+            bar = progress.add_task("simulating the shop", total=days)
+            result = simulate_shop(
+                settings.landing_dir, settings.truth_dir, n_customers=customers, start=first,
+                days=days, seed=settings.seed, progress=lambda d: progress.update(bar, completed=d),
+            )
+        console.print(
+            f"Simulated {result.customers:,} customers, {result.orders:,} orders and "
+            f"{result.events:,} events over {days} days."
+        )
+    console.print(f"Running {run_from}..{last} through Airflow (first day catches up the history).")
+    try:
+        records: list[RunRecord] = _run_with_progress(settings, run_from, last)
+    except DagRunFailed as exc:
+        console.print(f"[red]error:[/] {exc}")
+        raise typer.Exit(1) from exc
+    _summary(settings, records, last, time.perf_counter() - began)
+
+
+def _summary(settings: Settings, records: list[Any], last: date, seconds: float) -> None:
+    from clm import warehouse
+
+    console.rule("[bold]Summary")
+    landed: dict[str, int] = {}
+    valid: dict[str, int] = {}
+    quarantined: dict[str, int] = {}
+    materialized = 0
+    trainings = []
+    for record in records:
+        if record.dag_id == "clm_ingest":
+            report = record.xcom.get("validate_landing", {})
+            for table, n in report.get("landed", {}).items():
+                landed[table] = landed.get(table, 0) + n
+                valid[table] = valid.get(table, 0) + report["validated"][table]
+                quarantined[table] = quarantined.get(table, 0) + report["quarantined"][table]
+        elif record.dag_id == "clm_features":
+            materialized += sum(record.xcom.get("materialize", {}).values())
+        elif record.dag_id == "clm_train":
+            trainings.append(record.xcom.get("train_and_promote", {}))
+
+    table = Table(title="Validation (Great Expectations)")
+    for col in ("table", "landed", "validated", "quarantined"):
+        table.add_column(col, justify="right" if col != "table" else "left")
+    for name in landed:
+        table.add_row(name, f"{landed[name]:,}", f"{valid[name]:,}", f"{quarantined[name]:,}")
+    console.print(table)
+    console.print(f"Features materialized into the online store: {materialized:,} rows (Feast).")
+
+    for result in trainings:
+        for task, families in result.get("metrics", {}).items():
+            names = list(next(iter(families.values())).keys())
+            mt = Table(title=f"{task} models, training run ds={result['ds']} ({result['split']} split)")
+            mt.add_column("metric")
+            for family in families:
+                mt.add_column(family, justify="right")
+            for metric in names:
+                mt.add_row(metric, *[f"{families[f][metric]:.4f}" for f in families])
+            decision = result["decisions"][task]
+            console.print(mt)
+            console.print(
+                f"  -> {decision['family']} registered as v{decision['version']}: "
+                f"[bold]{decision['decision']}[/] ({'; '.join(decision['reasons'])})"
+            )
+    champions = warehouse.query(
+        settings.warehouse,
+        "SELECT DISTINCT churn_model_version, clv_model_version FROM customer_segments WHERE ds = ?",
+        [last],
+    )
+    for _, row in champions.iterrows():
+        console.print(
+            f"Champions used on {last}: clm-churn v{row.churn_model_version}, "
+            f"clm-clv v{row.clv_model_version}"
+        )
+    _print_segments(settings, last)
+    console.print(f"\nDemo finished in {seconds:.0f}s.")
+    console.print(
+        "Open the UIs:\n"
+        "  [bold]make airflow[/]  Airflow UI (airflow standalone) on http://localhost:8080\n"
+        "                The admin password is printed in the log and saved under "
+        f"{settings.airflow_home}\n"
+        "  [bold]make mlflow[/]   MLflow UI on http://localhost:5000 (experiments clm-churn, clm-clv)"
+    )
+
+
+def _print_segments(settings: Settings, ds: date | None) -> None:
+    from clm import warehouse
+
+    if ds is None:
+        latest = warehouse.query(settings.warehouse, "SELECT MAX(ds) AS ds FROM segment_summary")
+        if latest.empty or latest.ds.isna().all():
+            console.print("[yellow]no segments yet: run `clm run` or `clm demo` first[/]")
+            raise typer.Exit(1)
+        ds = latest.ds.iloc[0].date()
+    summary = warehouse.query(
+        settings.warehouse, "SELECT * FROM segment_summary WHERE ds = ? ORDER BY segment", [ds]
+    )
+    if summary.empty:
+        console.print(f"[yellow]no segments for ds={ds}[/]")
+        raise typer.Exit(1)
+    table = Table(title=f"Segments on {ds}")
+    for col in ("segment", "customers", "mean churn p", "total expected spend"):
+        table.add_column(col, justify="left" if col == "segment" else "right")
+    for _, row in summary.iterrows():
+        table.add_row(row.segment, f"{row.customers:,}", f"{row.mean_churn_probability:.3f}",
+                      f"{row.total_expected_spend:,.0f}")
+    table.add_row("[bold]all", f"[bold]{summary.customers.sum():,}", "", "")
+    console.print(table)
+    stages = warehouse.query(
+        settings.warehouse,
+        "SELECT lifecycle_stage, next_best_action, COUNT(*) AS n FROM customer_segments "
+        "WHERE ds = ? GROUP BY ALL ORDER BY 1, 2",
+        [ds],
+    )
+    st = Table(title=f"Lifecycle stage x next best action on {ds}")
+    st.add_column("lifecycle_stage")
+    st.add_column("next_best_action")
+    st.add_column("customers", justify="right")
+    for _, row in stages.iterrows():
+        st.add_row(row.lifecycle_stage, row.next_best_action, f"{row.n:,}")
+    console.print(st)
+
+
+@app.command()
+def segments(
+    ds: Annotated[str | None, typer.Option(help="Day (default: the latest scored).")] = None,
+) -> None:
+    """Print the segment summary of a day."""
+    settings = _setup()
+    _print_segments(settings, _date(ds, "--ds") if ds else None)
+
+
+@app.command()
+def customer(customer_id: Annotated[str, typer.Argument(help="Customer id, e.g. C0000042.")]) -> None:
+    """Print a customer's online features (Feast) and latest segment row."""
+    settings = _setup()
+    from clm import feature_store, warehouse
+
+    started = time.perf_counter()
+    features = feature_store.online_features(settings, customer_id, "churn_v1")
+    latency_ms = (time.perf_counter() - started) * 1000
+    values = {k: v for k, v in features.items() if k != "customer_id"}
+    if all(v is None for v in values.values()):
+        console.print(f"[yellow]{customer_id}: no online features (unknown, or not yet materialized)[/]")
+    table = Table(title=f"Online features of {customer_id} ({latency_ms:.0f} ms)")
+    table.add_column("feature")
+    table.add_column("value", justify="right")
+    for key in sorted(values):
+        table.add_row(key, "" if values[key] is None else f"{values[key]:.4g}")
+    console.print(table)
+    row = warehouse.query(
+        settings.warehouse,
+        "SELECT * FROM customer_segments WHERE customer_id = ? ORDER BY ds DESC LIMIT 1",
+        [customer_id],
+    )
+    if row.empty:
+        console.print(f"[yellow]{customer_id}: no segment row yet[/]")
+        raise typer.Exit(1)
+    console.print_json(json.dumps(row.iloc[0].to_dict(), default=str))
+
+
+@models_app.callback()
+def models(ctx: typer.Context) -> None:
+    """List the champions and the promotion history."""
+    if ctx.invoked_subcommand is not None:
+        return
+    settings = _setup()
+    from clm import warehouse
+
+    history = warehouse.query(
+        settings.warehouse, "SELECT * FROM model_promotions ORDER BY ds, model_name"
+    )
+    if history.empty:
+        console.print("[yellow]no training runs yet[/]")
+        return
+    table = Table(title="Promotion history")
+    for col in ("ds", "model", "version", "family", "metric", "score", "champion", "decision", "reasons"):
+        table.add_column(col)
+    for _, r in history.iterrows():
+        champion = "-" if r.champion_version is None else f"v{r.champion_version}"
+        table.add_row(str(r.ds.date()), r.model_name, f"v{r.challenger_version}", r.challenger_family,
+                      r.metric, f"{r.challenger_score:.4f}", champion, r.decision, r.reasons)
+    console.print(table)
+    from training.promotion import REGISTERED, current_champion
+    from training.train import setup_mlflow
+
+    setup_mlflow(settings)
+    import mlflow
+
+    client = mlflow.MlflowClient()
+    for name in REGISTERED.values():
+        version = current_champion(client, name)
+        console.print(f"{name}@champion = " + (f"v{version.version}" if version else "none"))
+
+
+@models_app.command("rollback")
+def rollback(
+    model: Annotated[str, typer.Option(help="clm-churn or clm-clv.")],
+    to: Annotated[str, typer.Option("--to", help="Version to make champion.")],
+) -> None:
+    """Move the champion alias back to an earlier version."""
+    settings = _setup()
+    from training.promotion import REGISTERED
+    from training.promotion import rollback as do_rollback
+    from training.train import setup_mlflow
+
+    if model not in REGISTERED.values():
+        raise typer.BadParameter(f"expected one of {sorted(REGISTERED.values())}", param_hint="--model")
+    setup_mlflow(settings)
+    try:
+        do_rollback(model, to)
+    except Exception as exc:
+        console.print(f"[red]error:[/] cannot roll {model} back to v{to}: {exc}")
+        raise typer.Exit(1) from exc
+    console.print(f"{model}@champion -> v{to}")
+
+
+@app.command()
+def ui(
+    which: Annotated[str, typer.Argument(help="airflow or mlflow.")],
+    port: Annotated[int | None, typer.Option(help="Port (8080 for Airflow, 5000 for MLflow).")] = None,
+) -> None:
+    """Start the Airflow UI (airflow standalone) or the MLflow UI on this project's state."""
+    import os
+    import sys
+
+    settings = _setup()
+    bin_dir = os.path.dirname(sys.executable)
+    if which == "airflow":
+        os.environ["AIRFLOW__API__PORT"] = str(port or 8080)
+        console.print(f"Airflow UI on http://localhost:{port or 8080}; the admin password is "
+                      f"printed below and kept in {settings.airflow_home}")
+        os.execv(os.path.join(bin_dir, "airflow"), ["airflow", "standalone"])
+    elif which == "mlflow":
+        artifacts = settings.mlflow_artifacts
+        artifacts.mkdir(parents=True, exist_ok=True)
+        os.execv(
+            os.path.join(bin_dir, "mlflow"),
+            ["mlflow", "ui", "--backend-store-uri", settings.tracking_uri,
+             "--default-artifact-root", str(artifacts), "--host", "127.0.0.1",
+             "--port", str(port or 5000)],
+        )
+    raise typer.BadParameter("expected airflow or mlflow", param_hint="WHICH")
+
+
+def main() -> None:  # pragma: no cover
+    app()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()
+

@@ -1,0 +1,4 @@
+-- One Postgres, one database per component.
+CREATE DATABASE airflow;
+CREATE DATABASE mlflow;
+CREATE DATABASE feast;

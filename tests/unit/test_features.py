@@ -1,0 +1,98 @@
+from datetime import UTC, date, datetime
+
+import pandas as pd
+import pytest
+
+from clm.features import (
+    ENGAGEMENT_FEATURES,
+    ORDER_FEATURES,
+    compute_features,
+    training_cutoffs,
+)
+from clm.io import write_partition
+from clm.labels import compute_labels
+
+DS = date(2024, 4, 30)
+
+
+def _order(oid, cid, day, amount, status="completed", category="home", discount=0.0):
+    ts = datetime(day.year, day.month, day.day, 12, tzinfo=UTC)
+    return {"order_id": oid, "customer_id": cid, "order_ts": ts, "amount": amount, "n_items": 1,
+            "category": category, "discount": discount, "status": status}
+
+
+@pytest.fixture
+def validated(tmp_path):
+    rows = [
+        _order("o1", "a", date(2024, 1, 10), 10.0),
+        _order("o2", "a", date(2024, 3, 10), 20.0, category="toys", discount=0.1),
+        _order("o3", "a", date(2024, 4, 20), 30.0),
+        _order("o4", "a", date(2024, 4, 25), 99.0, status="returned"),
+        _order("o5", "b", date(2024, 4, 29), 5.0),
+        _order("o6", "c", date(2024, 4, 1), 7.0, status="cancelled"),
+        # after DS: must not be seen by features, must be seen by labels
+        _order("o7", "a", date(2024, 5, 15), 40.0),
+        _order("o8", "b", date(2024, 8, 15), 50.0),
+    ]
+    frame = pd.DataFrame(rows)
+    frame["d"] = frame["order_ts"].dt.date
+    for day, part in frame.groupby("d"):
+        write_partition(part.drop(columns="d"), tmp_path, "orders", day)
+    events = pd.DataFrame({
+        "event_id": ["e1", "e2", "e3", "e4"],
+        "customer_id": ["a", "a", "b", "a"],
+        "event_ts": [datetime(2024, 4, 28, tzinfo=UTC), datetime(2024, 4, 29, tzinfo=UTC),
+                     datetime(2024, 4, 29, tzinfo=UTC), datetime(2024, 5, 2, tzinfo=UTC)],
+        "event_type": ["visit", "review", "support_ticket", "visit"],
+        "rating": pd.array([None, 2, None, None], dtype="Int64"),
+    })
+    events["d"] = events["event_ts"].dt.date
+    for day, part in events.groupby("d"):
+        write_partition(part.drop(columns="d"), tmp_path, "events", day)
+    return tmp_path
+
+
+def test_rfm_windows_and_rates_are_exact(validated) -> None:
+    orders, engagement = compute_features(validated, DS)
+    assert list(orders["customer_id"]) == ["a", "b"]  # c has no completed order
+    a = orders.set_index("customer_id").loc["a"]
+    assert a.recency_days == 10 and a.tenure_days == 111
+    assert (a.frequency_30d, a.frequency_90d, a.frequency_lifetime) == (1, 2, 3)
+    assert a.monetary_lifetime == 60.0 and a.monetary_30d == 30.0
+    assert a.return_rate == pytest.approx(0.25) and a.discount_share == pytest.approx(1 / 3)
+    assert a.category_breadth == 2 and a.last_gap_days == 41 and a.max_gap_days == 60
+    ea = engagement.set_index("customer_id").loc["a"]
+    assert ea.visits_30d == 1 and ea.low_ratings_90d == 1 and ea.avg_rating == 2
+    assert set(orders.columns) >= set(ORDER_FEATURES) | {"event_timestamp"}
+    assert set(engagement.columns) >= set(ENGAGEMENT_FEATURES)
+
+
+def test_nothing_after_ds_leaks_into_features(validated) -> None:
+    before, before_e = compute_features(validated, DS)
+    extra = pd.DataFrame([_order("late", "a", date(2024, 5, 1), 1000.0)])
+    write_partition(extra, validated, "orders", date(2024, 5, 1))
+    after, after_e = compute_features(validated, DS)
+    pd.testing.assert_frame_equal(before, after)
+    pd.testing.assert_frame_equal(before_e, after_e)
+
+
+def test_labels_use_the_future_window_only(validated) -> None:
+    labels = compute_labels(validated, DS, 30).set_index("customer_id")
+    assert labels.loc["a", "churned"] == 0 and labels.loc["a", "future_spend"] == 40.0
+    assert labels.loc["b", "churned"] == 1 and labels.loc["b", "future_spend"] == 0.0
+    assert "c" not in labels.index
+
+
+def test_incomplete_label_window_is_refused(validated) -> None:
+    with pytest.raises(ValueError, match="not complete"):
+        compute_labels(validated, DS, 180)
+
+
+def test_no_orders_is_an_error(tmp_path) -> None:
+    with pytest.raises(FileNotFoundError):
+        compute_features(tmp_path, DS)
+
+
+def test_training_cutoffs_end_at_the_last_complete_window() -> None:
+    cutoffs = training_cutoffs(date(2024, 12, 31), 90, 2, 30)
+    assert cutoffs == [date(2024, 8, 3), date(2024, 9, 2), date(2024, 10, 2)]
