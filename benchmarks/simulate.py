@@ -20,8 +20,10 @@ from datetime import date
 from clm.simulate import simulate_shop
 root = Path(sys.argv[1]); n = int(sys.argv[2]); days = int(sys.argv[3])
 t = time.perf_counter()
-r = simulate_shop(root / "landing", root / "truth", n_customers=n, start=date(2024, 1, 1), days=days, seed=1)
-print(time.perf_counter() - t, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, r.orders, r.events)
+r = simulate_shop(root / "landing", root / "truth", n_customers=n, start=date(2024, 1, 1),
+                  days=days, seed=1)
+peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+print(time.perf_counter() - t, peak, r.orders, r.events)
 """
 
 
@@ -39,14 +41,24 @@ def main() -> None:
         walls, peaks = [], []
         for _ in range(args.repeat):
             with tempfile.TemporaryDirectory() as tmp:
-                out = subprocess.run([sys.executable, "-c", CHILD, tmp, str(n), str(args.days)],
-                                     capture_output=True, text=True, check=True).stdout.split()
+                out = subprocess.run(
+                    [sys.executable, "-c", CHILD, tmp, str(n), str(args.days)],
+                    capture_output=True,
+                    text=True,
+                    check=True,
+                ).stdout.split()
             walls.append(float(out[0]))
             peaks.append(int(out[1]) / 1024)
             orders, events = int(out[2]), int(out[3])
         wall = statistics.median(walls)
-        table.add_row(f"{n:,}", f"{wall:.2f}", f"{statistics.median(peaks):.0f}", f"{orders:,}",
-                      f"{events:,}", f"{(orders + events) / wall:,.0f}")
+        table.add_row(
+            f"{n:,}",
+            f"{wall:.2f}",
+            f"{statistics.median(peaks):.0f}",
+            f"{orders:,}",
+            f"{events:,}",
+            f"{(orders + events) / wall:,.0f}",
+        )
     console.print(table)
 
 

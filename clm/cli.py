@@ -17,17 +17,31 @@ from rich.table import Table
 from clm.settings import Settings, get_settings, parse_ds
 
 app = typer.Typer(
-    help="Customer lifecycle pipeline: Airflow, Great Expectations, Feast, XGBoost/LightGBM, MLflow.",
+    help="Customer lifecycle pipeline: Airflow, Great Expectations, Feast, XGBoost, LightGBM "
+    "and MLflow.",
     no_args_is_help=True,
     add_completion=False,
 )
-models_app = typer.Typer(help="Champions, promotion history and rollback.", invoke_without_command=True)
+models_app = typer.Typer(
+    help="Champions, promotion history and rollback.", invoke_without_command=True
+)
 app.add_typer(models_app, name="models")
 console = Console()
 log = logging.getLogger("clm")
 
-NOISY = ("great_expectations", "feast", "mlflow", "alembic", "airflow", "sqlalchemy", "py.warnings",
-         "httpx", "urllib3", "numexpr", "matplotlib")
+NOISY = (
+    "great_expectations",
+    "feast",
+    "mlflow",
+    "alembic",
+    "airflow",
+    "sqlalchemy",
+    "py.warnings",
+    "httpx",
+    "urllib3",
+    "numexpr",
+    "matplotlib",
+)
 
 
 def _setup(verbose: bool = False) -> Settings:
@@ -61,7 +75,9 @@ def simulate(
     start: Annotated[str, typer.Option(help="First day (YYYY-MM-DD).")] = "2024-01-01",
     days: Annotated[int, typer.Option(min=1, help="Days to simulate.")] = 180,
     seed: Annotated[int | None, typer.Option(help="Seed (default: CLM_SEED).")] = None,
-    dirty_rate: Annotated[float, typer.Option(min=0, max=0.5, help="Share of broken rows.")] = 0.002,
+    dirty_rate: Annotated[
+        float, typer.Option(min=0, max=0.5, help="Share of broken rows.")
+    ] = 0.002,
 ) -> None:
     """Write a simulated shop into landing/, with the latent truth in truth/."""
     settings = _setup()
@@ -107,7 +123,9 @@ def _run_with_progress(settings: Settings, first: date, last: date) -> list[Any]
         bar = progress.add_task(f"days {first}..{last}", total=total_days)
 
         def on_run(record: RunRecord) -> None:
-            console.print(f"  {record.dag_id:<13} ds={record.ds}  {record.state}  {record.seconds:5.1f}s")
+            console.print(
+                f"  {record.dag_id:<13} ds={record.ds}  {record.state}  {record.seconds:5.1f}s"
+            )
             if record.dag_id == "clm_score":
                 progress.advance(bar)
 
@@ -137,7 +155,9 @@ def run(
 
 @app.command()
 def demo(
-    customers: Annotated[int, typer.Option(min=100, help="Customers in the simulated shop.")] = 5000,
+    customers: Annotated[
+        int, typer.Option(min=100, help="Customers in the simulated shop.")
+    ] = 5000,
     days: Annotated[int, typer.Option(min=200, help="Days of history.")] = 365,
     run_days: Annotated[int, typer.Option(min=1, help="Last days run through Airflow.")] = 14,
     start: Annotated[str, typer.Option(help="First simulated day.")] = "2024-01-01",
@@ -155,13 +175,20 @@ def demo(
     console.rule("[bold]clm demo")
     console.print(f"CLM_HOME = {settings.home}")
     if settings.landing_dir.exists() and any(settings.landing_dir.iterdir()):
-        console.print("[yellow]landing/ already holds data; reusing it (delete CLM_HOME to start over)[/]")
+        console.print(
+            "[yellow]landing/ already holds data; reusing it (delete CLM_HOME to start over)[/]"
+        )
     else:
         with _progress() as progress:
             bar = progress.add_task("simulating the shop", total=days)
             result = simulate_shop(
-                settings.landing_dir, settings.truth_dir, n_customers=customers, start=first,
-                days=days, seed=settings.seed, progress=lambda d: progress.update(bar, completed=d),
+                settings.landing_dir,
+                settings.truth_dir,
+                n_customers=customers,
+                start=first,
+                days=days,
+                seed=settings.seed,
+                progress=lambda d: progress.update(bar, completed=d),
             )
         console.print(
             f"Simulated {result.customers:,} customers, {result.orders:,} orders and "
@@ -200,15 +227,17 @@ def _summary(settings: Settings, records: list[Any], last: date, seconds: float)
     table = Table(title="Validation (Great Expectations)")
     for col in ("table", "landed", "validated", "quarantined"):
         table.add_column(col, justify="right" if col != "table" else "left")
-    for name in landed:
-        table.add_row(name, f"{landed[name]:,}", f"{valid[name]:,}", f"{quarantined[name]:,}")
+    for name, n in landed.items():
+        table.add_row(name, f"{n:,}", f"{valid[name]:,}", f"{quarantined[name]:,}")
     console.print(table)
     console.print(f"Features materialized into the online store: {materialized:,} rows (Feast).")
 
     for result in trainings:
         for task, families in result.get("metrics", {}).items():
             names = list(next(iter(families.values())).keys())
-            mt = Table(title=f"{task} models, training run ds={result['ds']} ({result['split']} split)")
+            mt = Table(
+                title=f"{task} models, training run ds={result['ds']} ({result['split']} split)"
+            )
             mt.add_column("metric")
             for family in families:
                 mt.add_column(family, justify="right")
@@ -222,7 +251,8 @@ def _summary(settings: Settings, records: list[Any], last: date, seconds: float)
             )
     champions = warehouse.query(
         settings.warehouse,
-        "SELECT DISTINCT churn_model_version, clv_model_version FROM customer_segments WHERE ds = ?",
+        "SELECT DISTINCT churn_model_version, clv_model_version "
+        "FROM customer_segments WHERE ds = ?",
         [last],
     )
     for _, row in champions.iterrows():
@@ -237,7 +267,8 @@ def _summary(settings: Settings, records: list[Any], last: date, seconds: float)
         "  [bold]make airflow[/]  Airflow UI (airflow standalone) on http://localhost:8080\n"
         "                The admin password is printed in the log and saved under "
         f"{settings.airflow_home}\n"
-        "  [bold]make mlflow[/]   MLflow UI on http://localhost:5000 (experiments clm-churn, clm-clv)"
+        "  [bold]make mlflow[/]   MLflow UI on http://localhost:5000 "
+        "(experiments clm-churn, clm-clv)"
     )
 
 
@@ -260,8 +291,12 @@ def _print_segments(settings: Settings, ds: date | None) -> None:
     for col in ("segment", "customers", "mean churn p", "total expected spend"):
         table.add_column(col, justify="left" if col == "segment" else "right")
     for _, row in summary.iterrows():
-        table.add_row(row.segment, f"{row.customers:,}", f"{row.mean_churn_probability:.3f}",
-                      f"{row.total_expected_spend:,.0f}")
+        table.add_row(
+            row.segment,
+            f"{row.customers:,}",
+            f"{row.mean_churn_probability:.3f}",
+            f"{row.total_expected_spend:,.0f}",
+        )
     table.add_row("[bold]all", f"[bold]{summary.customers.sum():,}", "", "")
     console.print(table)
     stages = warehouse.query(
@@ -289,7 +324,9 @@ def segments(
 
 
 @app.command()
-def customer(customer_id: Annotated[str, typer.Argument(help="Customer id, e.g. C0000042.")]) -> None:
+def customer(
+    customer_id: Annotated[str, typer.Argument(help="Customer id, e.g. C0000042.")],
+) -> None:
     """Print a customer's online features (Feast) and latest segment row."""
     settings = _setup()
     from clm import feature_store, warehouse
@@ -299,7 +336,9 @@ def customer(customer_id: Annotated[str, typer.Argument(help="Customer id, e.g. 
     latency_ms = (time.perf_counter() - started) * 1000
     values = {k: v for k, v in features.items() if k != "customer_id"}
     if all(v is None for v in values.values()):
-        console.print(f"[yellow]{customer_id}: no online features (unknown, or not yet materialized)[/]")
+        console.print(
+            f"[yellow]{customer_id}: no online features (unknown, or not yet materialized)[/]"
+        )
     table = Table(title=f"Online features of {customer_id} ({latency_ms:.0f} ms)")
     table.add_column("feature")
     table.add_column("value", justify="right")
@@ -332,12 +371,31 @@ def models(ctx: typer.Context) -> None:
         console.print("[yellow]no training runs yet[/]")
         return
     table = Table(title="Promotion history")
-    for col in ("ds", "model", "version", "family", "metric", "score", "champion", "decision", "reasons"):
+    for col in (
+        "ds",
+        "model",
+        "version",
+        "family",
+        "metric",
+        "score",
+        "champion",
+        "decision",
+        "reasons",
+    ):
         table.add_column(col)
     for _, r in history.iterrows():
         champion = "-" if r.champion_version is None else f"v{r.champion_version}"
-        table.add_row(str(r.ds.date()), r.model_name, f"v{r.challenger_version}", r.challenger_family,
-                      r.metric, f"{r.challenger_score:.4f}", champion, r.decision, r.reasons)
+        table.add_row(
+            str(r.ds.date()),
+            r.model_name,
+            f"v{r.challenger_version}",
+            r.challenger_family,
+            r.metric,
+            f"{r.challenger_score:.4f}",
+            champion,
+            r.decision,
+            r.reasons,
+        )
     console.print(table)
     from training.promotion import REGISTERED, current_champion
     from training.train import setup_mlflow
@@ -363,7 +421,9 @@ def rollback(
     from training.train import setup_mlflow
 
     if model not in REGISTERED.values():
-        raise typer.BadParameter(f"expected one of {sorted(REGISTERED.values())}", param_hint="--model")
+        raise typer.BadParameter(
+            f"expected one of {sorted(REGISTERED.values())}", param_hint="--model"
+        )
     setup_mlflow(settings)
     try:
         do_rollback(model, to)
@@ -376,7 +436,9 @@ def rollback(
 @app.command()
 def ui(
     which: Annotated[str, typer.Argument(help="airflow or mlflow.")],
-    port: Annotated[int | None, typer.Option(help="Port (8080 for Airflow, 5000 for MLflow).")] = None,
+    port: Annotated[
+        int | None, typer.Option(help="Port (8080 for Airflow, 5000 for MLflow).")
+    ] = None,
 ) -> None:
     """Start the Airflow UI (airflow standalone) or the MLflow UI on this project's state."""
     import os
@@ -386,17 +448,28 @@ def ui(
     bin_dir = os.path.dirname(sys.executable)
     if which == "airflow":
         os.environ["AIRFLOW__API__PORT"] = str(port or 8080)
-        console.print(f"Airflow UI on http://localhost:{port or 8080}; the admin password is "
-                      f"printed below and kept in {settings.airflow_home}")
+        console.print(
+            f"Airflow UI on http://localhost:{port or 8080}; the admin password is "
+            f"printed below and kept in {settings.airflow_home}"
+        )
         os.execv(os.path.join(bin_dir, "airflow"), ["airflow", "standalone"])
     elif which == "mlflow":
         artifacts = settings.mlflow_artifacts
         artifacts.mkdir(parents=True, exist_ok=True)
         os.execv(
             os.path.join(bin_dir, "mlflow"),
-            ["mlflow", "ui", "--backend-store-uri", settings.tracking_uri,
-             "--default-artifact-root", str(artifacts), "--host", "127.0.0.1",
-             "--port", str(port or 5000)],
+            [
+                "mlflow",
+                "ui",
+                "--backend-store-uri",
+                settings.tracking_uri,
+                "--default-artifact-root",
+                str(artifacts),
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port or 5000),
+            ],
         )
     raise typer.BadParameter("expected airflow or mlflow", param_hint="WHICH")
 
@@ -407,4 +480,3 @@ def main() -> None:  # pragma: no cover
 
 if __name__ == "__main__":  # pragma: no cover
     main()
-

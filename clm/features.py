@@ -217,7 +217,9 @@ def write_snapshot(features_dir: Path, validated_dir: Path, ds: date) -> Snapsho
     orders, engagement = compute_features(validated_dir, ds)
     order_path = write_partition(orders, features_dir, ORDER_VIEW, ds)
     engagement_path = write_partition(engagement, features_dir, ENGAGEMENT_VIEW, ds)
-    log.info("features as of %s: %d customers, %d features", ds, len(orders), len(FEATURE_DESCRIPTIONS))
+    log.info(
+        "features as of %s: %d customers, %d features", ds, len(orders), len(FEATURE_DESCRIPTIONS)
+    )
     return SnapshotPaths(order_path, engagement_path, len(orders))
 
 

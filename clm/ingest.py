@@ -18,6 +18,7 @@ import pandas as pd
 
 from clm.contracts import CONTRACTS
 from clm.io import (
+    BatchError,
     fingerprint,
     list_partitions,
     partition_dir,

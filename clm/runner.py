@@ -89,7 +89,9 @@ def _xcom(run: Any, task_ids: list[str]) -> dict[str, Any]:
         for task_id in task_ids:
             row = (
                 session.query(XComModel)
-                .filter_by(dag_id=run.dag_id, run_id=run.run_id, task_id=task_id, key="return_value")
+                .filter_by(
+                    dag_id=run.dag_id, run_id=run.run_id, task_id=task_id, key="return_value"
+                )
                 .one_or_none()
             )
             if row is not None:

@@ -70,9 +70,7 @@ def lifecycle_stage(frame: pd.DataFrame, rules: dict[str, Any], horizon_days: in
     return pd.Series(np.select(choices, order, default="active"), index=frame.index)
 
 
-def assign_segments(
-    frame: pd.DataFrame, rules: dict[str, Any], horizon_days: int
-) -> pd.DataFrame:
+def assign_segments(frame: pd.DataFrame, rules: dict[str, Any], horizon_days: int) -> pd.DataFrame:
     """Add lifecycle_stage, value_tier, rfm_segment, segment and next_best_action.
 
     Raises:

@@ -33,12 +33,16 @@ class Settings(BaseSettings):
     )
     cutoff_spacing_days: int = Field(default=30, ge=1, description="Days between cutoffs.")
     model_families: list[str] = Field(default=["xgboost", "lightgbm"])
-    tuning_trials: int = Field(default=0, ge=0, description="Optuna trials per family (0: defaults).")
+    tuning_trials: int = Field(
+        default=0, ge=0, description="Optuna trials per family (0: defaults)."
+    )
     promotion_margin: float = Field(
         default=0.002, ge=0, description="Primary-metric gain a challenger needs over the champion."
     )
     churn_auc_floor: float = Field(default=0.6, description="Minimum ROC AUC to be promoted.")
-    clv_gini_floor: float = Field(default=0.2, description="Minimum normalised Gini to be promoted.")
+    clv_gini_floor: float = Field(
+        default=0.2, description="Minimum normalised Gini to be promoted."
+    )
     training_weekday: int = Field(
         default=6, ge=0, le=6, description="Weekday (Mon=0) on which `clm run` trains."
     )

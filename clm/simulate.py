@@ -67,7 +67,7 @@ def _season(day: date) -> float:
 
 def _pick_categorical(rng: np.random.Generator, probs: np.ndarray) -> np.ndarray:
     """One draw per row of a row-stochastic matrix, vectorised."""
-    u = rng.random(probs.shape[0])[:, None]
+    u = np.asarray(rng.random(probs.shape[0]))[:, None]
     return (probs.cumsum(axis=1) < u).sum(axis=1).clip(max=probs.shape[1] - 1)
 
 
@@ -122,7 +122,9 @@ def simulate_shop(
     # Static latent parameters ------------------------------------------------------
     launch = rng.random(n) < 0.3
     signup_day = np.where(
-        launch, rng.integers(0, max(1, min(14, days)), n), rng.integers(0, max(1, int(days * 0.9)), n)
+        launch,
+        rng.integers(0, max(1, min(14, days)), n),
+        rng.integers(0, max(1, int(days * 0.9)), n),
     )
     channel = rng.choice(len(CHANNELS), n, p=CHANNEL_P)
     country = rng.choice(len(COUNTRIES), n, p=COUNTRY_P)
@@ -202,11 +204,14 @@ def simulate_shop(
         t_who = np.repeat(np.arange(n), tickets)
         reviewed = who[rng.random(k) < 0.2] if k else np.array([], dtype=int)
         cooling_reviewer = state[reviewed] == COOLING
-        rating = np.where(
-            cooling_reviewer,
-            rng.choice(5, len(reviewed), p=RATING_COOLING),
-            rng.choice(5, len(reviewed), p=RATING_ACTIVE),
-        ) + 1
+        rating = (
+            np.where(
+                cooling_reviewer,
+                rng.choice(5, len(reviewed), p=RATING_COOLING),
+                rng.choice(5, len(reviewed), p=RATING_ACTIVE),
+            )
+            + 1
+        )
         e_who = np.concatenate([v_who, views_who, carts_who, t_who, reviewed])
         e_type = np.concatenate(
             [
@@ -253,7 +258,9 @@ def simulate_shop(
             events.loc[bad, "rating"] = 9
             if len(bad):
                 dirty.append(
-                    pd.DataFrame({"table": "events", "id": events["event_id"].to_numpy()[bad], "kind": 9})
+                    pd.DataFrame(
+                        {"table": "events", "id": events["event_id"].to_numpy()[bad], "kind": 9}
+                    )
                 )
 
         # Latent dynamics: troubles raise the hazard of starting to cool.
@@ -358,4 +365,3 @@ def simulate_shop(
         days=days,
         partitions=written,
     )
-

@@ -22,7 +22,7 @@ def settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Settings:
     """Settings with CLM_HOME in tmp_path and no stray production URLs."""
     monkeypatch.setenv("CLM_HOME", str(tmp_path / "clm"))
     for key in list(os.environ):
-        if key.startswith("CLM_") and key != "CLM_HOME" and key != "CLM_REQUIRE_SERVICES":
+        if key.startswith("CLM_") and key not in {"CLM_HOME", "CLM_REQUIRE_SERVICES"}:
             monkeypatch.delenv(key)
     return get_settings()
 
@@ -33,8 +33,13 @@ def small_shop(settings: Settings) -> Settings:
     from clm.simulate import simulate_shop
 
     simulate_shop(
-        settings.landing_dir, settings.truth_dir, n_customers=200, start=date(2024, 1, 1), days=40,
-        seed=7, dirty_rate=0.02,
+        settings.landing_dir,
+        settings.truth_dir,
+        n_customers=200,
+        start=date(2024, 1, 1),
+        days=40,
+        seed=7,
+        dirty_rate=0.02,
     )
     return settings
 

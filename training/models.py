@@ -14,13 +14,25 @@ TASKS = ("churn", "clv")
 def default_params(family: str) -> dict[str, Any]:
     """Reasonable untuned hyperparameters for ``family``."""
     if family == "xgboost":
-        return {"n_estimators": 400, "learning_rate": 0.05, "max_depth": 4,
-                "min_child_weight": 5.0, "subsample": 0.8, "colsample_bytree": 0.8,
-                "reg_lambda": 1.0}
+        return {
+            "n_estimators": 400,
+            "learning_rate": 0.05,
+            "max_depth": 4,
+            "min_child_weight": 5.0,
+            "subsample": 0.8,
+            "colsample_bytree": 0.8,
+            "reg_lambda": 1.0,
+        }
     if family == "lightgbm":
-        return {"n_estimators": 400, "learning_rate": 0.05, "num_leaves": 15,
-                "min_child_samples": 20, "subsample": 0.8, "colsample_bytree": 0.8,
-                "reg_lambda": 1.0}
+        return {
+            "n_estimators": 400,
+            "learning_rate": 0.05,
+            "num_leaves": 15,
+            "min_child_samples": 20,
+            "subsample": 0.8,
+            "colsample_bytree": 0.8,
+            "reg_lambda": 1.0,
+        }
     raise ValueError(f"unknown model family {family!r}; expected one of {FAMILIES}")
 
 
@@ -31,33 +43,53 @@ def build(family: str, task: str, params: dict[str, Any], seed: int) -> Any:
     if family == "xgboost":
         import xgboost as xgb
 
-        common = dict(params, random_state=seed, n_jobs=2, early_stopping_rounds=30,
-                      tree_method="hist")
+        common = dict(
+            params, random_state=seed, n_jobs=2, early_stopping_rounds=30, tree_method="hist"
+        )
         if task == "churn":
             return xgb.XGBClassifier(**common, eval_metric="logloss")
-        return xgb.XGBRegressor(**common, objective="reg:tweedie",
-                                tweedie_variance_power=1.3, eval_metric="rmse")
+        return xgb.XGBRegressor(
+            **common, objective="reg:tweedie", tweedie_variance_power=1.3, eval_metric="rmse"
+        )
     if family == "lightgbm":
         import lightgbm as lgb
 
-        common = dict(params, subsample_freq=1, random_state=seed, n_jobs=2,
-                      deterministic=True, force_row_wise=True, verbose=-1)
+        common = dict(
+            params,
+            subsample_freq=1,
+            random_state=seed,
+            n_jobs=2,
+            deterministic=True,
+            force_row_wise=True,
+            verbose=-1,
+        )
         if task == "churn":
             return lgb.LGBMClassifier(**common)
         return lgb.LGBMRegressor(**common, objective="tweedie", tweedie_variance_power=1.3)
     raise ValueError(f"unknown model family {family!r}; expected one of {FAMILIES}")
 
 
-def fit(model: Any, family: str, x_train: pd.DataFrame, y_train: np.ndarray,
-        x_val: pd.DataFrame, y_val: np.ndarray) -> Any:
+def fit(
+    model: Any,
+    family: str,
+    x_train: pd.DataFrame,
+    y_train: np.ndarray,
+    x_val: pd.DataFrame,
+    y_val: np.ndarray,
+) -> Any:
     """Fit with early stopping on the validation slice."""
     if family == "xgboost":
         model.fit(x_train, y_train, eval_set=[(x_val, y_val)], verbose=False)
     else:
         import lightgbm as lgb
 
-        model.fit(x_train, y_train, eval_X=(x_val,), eval_y=(y_val,),
-                  callbacks=[lgb.early_stopping(30, verbose=False)])
+        model.fit(
+            x_train,
+            y_train,
+            eval_X=(x_val,),
+            eval_y=(y_val,),
+            callbacks=[lgb.early_stopping(30, verbose=False)],
+        )
     return model
 
 

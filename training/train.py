@@ -74,7 +74,9 @@ def build_training_set(settings: Settings, ds: date, horizon_days: int) -> Train
     Raises:
         ValueError: if no cutoff has labelled customers.
     """
-    cutoffs = training_cutoffs(ds, horizon_days, settings.train_cutoffs, settings.cutoff_spacing_days)
+    cutoffs = training_cutoffs(
+        ds, horizon_days, settings.train_cutoffs, settings.cutoff_spacing_days
+    )
     frames = []
     used = []
     for cutoff in cutoffs:
@@ -152,8 +154,9 @@ def setup_mlflow(settings: Settings) -> None:
             client.create_experiment(task, artifact_location=location)
 
 
-def _tune(family: str, task: str, xs: dict[str, Any], ys: dict[str, Any], trials: int,
-          seed: int) -> dict[str, Any]:
+def _tune(
+    family: str, task: str, xs: dict[str, Any], ys: dict[str, Any], trials: int, seed: int
+) -> dict[str, Any]:
     """Optuna search on the validation slice; returns the best params."""
     import optuna
 
@@ -162,21 +165,33 @@ def _tune(family: str, task: str, xs: dict[str, Any], ys: dict[str, Any], trials
     metric = PRIMARY[task]
 
     def objective(trial: Any) -> float:
-        params = dict(base, learning_rate=trial.suggest_float("learning_rate", 0.02, 0.2, log=True),
-                      reg_lambda=trial.suggest_float("reg_lambda", 1e-3, 10.0, log=True),
-                      colsample_bytree=trial.suggest_float("colsample_bytree", 0.5, 1.0))
+        params = dict(
+            base,
+            learning_rate=trial.suggest_float("learning_rate", 0.02, 0.2, log=True),
+            reg_lambda=trial.suggest_float("reg_lambda", 1e-3, 10.0, log=True),
+            colsample_bytree=trial.suggest_float("colsample_bytree", 0.5, 1.0),
+        )
         if family == "xgboost":
             params["max_depth"] = trial.suggest_int("max_depth", 2, 6)
         else:
             params["num_leaves"] = trial.suggest_int("num_leaves", 7, 63)
-        model = models.fit(models.build(family, task, params, seed), family,
-                           xs["train"], ys["train"], xs["val"], ys["val"])
+        model = models.fit(
+            models.build(family, task, params, seed),
+            family,
+            xs["train"],
+            ys["train"],
+            xs["val"],
+            ys["val"],
+        )
         pred = models.predict(model, task, xs["val"])
-        scores = M.churn_metrics(ys["val"], pred) if task == "churn" else M.value_metrics(ys["val"], pred)
+        scores = (
+            M.churn_metrics(ys["val"], pred)
+            if task == "churn"
+            else M.value_metrics(ys["val"], pred)
+        )
         return scores[metric]
 
-    study = optuna.create_study(direction="maximize",
-                                sampler=optuna.samplers.TPESampler(seed=seed))
+    study = optuna.create_study(direction="maximize", sampler=optuna.samplers.TPESampler(seed=seed))
     study.optimize(objective, n_trials=trials)
     return dict(base, **study.best_params)
 
@@ -220,39 +235,80 @@ def train(
         )
         frame = data.frame.merge(joined, on=["customer_id", "event_timestamp"], how="left")
         frame = frame.sort_values(["cutoff", "customer_id"], ignore_index=True)
-        xs = {r: frame.loc[frame.role == r, names].astype("float64") for r in ("train", "val", "test")}
+        xs = {
+            r: frame.loc[frame.role == r, names].astype("float64") for r in ("train", "val", "test")
+        }
         ys = {r: frame.loc[frame.role == r, LABELS[task]].to_numpy() for r in xs}
         metric = PRIMARY[task]
-        tags = {"ds": ds.isoformat(), "airflow_run_id": airflow_run_id, "git_sha": sha,
-                "feature_service": service, "split": data.split, "task": task}
+        tags = {
+            "ds": ds.isoformat(),
+            "airflow_run_id": airflow_run_id,
+            "git_sha": sha,
+            "feature_service": service,
+            "split": data.split,
+            "task": task,
+        }
         mlflow.set_experiment(REGISTERED[task])
         candidates: dict[str, dict[str, Any]] = {}
         with mlflow.start_run(run_name=f"train {ds.isoformat()}", tags=tags) as parent:
-            mlflow.log_params({"horizon_days": horizon, "cutoffs": ",".join(c.isoformat() for c in data.cutoffs),
-                               "test_cutoff": data.test_cutoff.isoformat(), "families": ",".join(families),
-                               "tuning_trials": trials, "n_features": len(names)})
-            test_rows = frame.loc[frame.role == "test", ["customer_id", "cutoff", *names, LABELS[task]]]
-            mlflow.log_input(mlflow.data.from_pandas(test_rows, name=f"test-{data.test_cutoff}",
-                                                      targets=LABELS[task]), context="test")
+            mlflow.log_params(
+                {
+                    "horizon_days": horizon,
+                    "cutoffs": ",".join(c.isoformat() for c in data.cutoffs),
+                    "test_cutoff": data.test_cutoff.isoformat(),
+                    "families": ",".join(families),
+                    "tuning_trials": trials,
+                    "n_features": len(names),
+                }
+            )
+            test_rows = frame.loc[
+                frame.role == "test", ["customer_id", "cutoff", *names, LABELS[task]]
+            ]
+            mlflow.log_input(
+                mlflow.data.from_pandas(  # type: ignore[attr-defined]
+                    test_rows, name=f"test-{data.test_cutoff}", targets=LABELS[task]
+                ),
+                context="test",
+            )
             for family in families:
-                params = (_tune(family, task, xs, ys, trials, settings.seed) if trials > 0
-                          else models.default_params(family))
-                model = models.fit(models.build(family, task, params, settings.seed), family,
-                                   xs["train"], ys["train"], xs["val"], ys["val"])
+                params = (
+                    _tune(family, task, xs, ys, trials, settings.seed)
+                    if trials > 0
+                    else models.default_params(family)
+                )
+                model = models.fit(
+                    models.build(family, task, params, settings.seed),
+                    family,
+                    xs["train"],
+                    ys["train"],
+                    xs["val"],
+                    ys["val"],
+                )
                 pred = models.predict(model, task, xs["test"])
-                scores = (M.churn_metrics(ys["test"], pred) if task == "churn"
-                          else M.value_metrics(ys["test"], pred))
-                with mlflow.start_run(run_name=family, nested=True, tags={**tags, "family": family}):
+                scores = (
+                    M.churn_metrics(ys["test"], pred)
+                    if task == "churn"
+                    else M.value_metrics(ys["test"], pred)
+                )
+                with mlflow.start_run(
+                    run_name=family, nested=True, tags={**tags, "family": family}
+                ):
                     mlflow.log_params({k: v for k, v in params.items()})
                     mlflow.log_metrics(scores)
                     example = xs["test"].head(5)
                     signature = infer_signature(example, models.predict(model, task, example))
                     flavor = mlflow.xgboost if family == "xgboost" else mlflow.lightgbm
-                    info = flavor.log_model(model, name="model", signature=signature,
-                                            input_example=example)
+                    info = flavor.log_model(
+                        model, name="model", signature=signature, input_example=example
+                    )
                 candidates[family] = {"scores": scores, "model_uri": info.model_uri}
-                log.info("%s %s on %d test rows: %s", task, family, len(ys["test"]),
-                         {k: round(v, 4) for k, v in scores.items()})
+                log.info(
+                    "%s %s on %d test rows: %s",
+                    task,
+                    family,
+                    len(ys["test"]),
+                    {k: round(v, 4) for k, v in scores.items()},
+                )
             result.metrics[task] = {f: c["scores"] for f, c in candidates.items()}
 
             best = max(candidates, key=lambda f: candidates[f]["scores"][metric])
@@ -266,27 +322,48 @@ def train(
                 if model_features(uri) == names:
                     old, _ = load_version(uri)
                     old_pred = models.predict(old, task, xs["test"])
-                    champion_score = (M.churn_metrics(ys["test"], old_pred) if task == "churn"
-                                      else M.value_metrics(ys["test"], old_pred))[metric]
+                    champion_score = (
+                        M.churn_metrics(ys["test"], old_pred)
+                        if task == "churn"
+                        else M.value_metrics(ys["test"], old_pred)
+                    )[metric]
                     mlflow.log_metric(f"champion_{metric}", champion_score)
                 else:
-                    log.warning("champion v%s has another feature schema; not comparable",
-                                champion.version)
+                    log.warning(
+                        "champion v%s has another feature schema; not comparable", champion.version
+                    )
             floor = settings.churn_auc_floor if task == "churn" else settings.clv_gini_floor
-            decision = decide(challenger["scores"][metric], champion_score, floor=floor,
-                              margin=settings.promotion_margin,
-                              schema_ok=model_features(challenger["model_uri"]) == names,
-                              force=force_promotion)
-            version = promote(task=task, ds=ds, model_uri=challenger["model_uri"], family=best,
-                              metric=metric, challenger_score=challenger["scores"][metric],
-                              champion_score=champion_score, champion_version=champion_version,
-                              decision=decision, run_id=parent.info.run_id,
-                              warehouse_url=settings.warehouse)
-            mlflow.set_tags({"best_family": best, "decision": decision.label,
-                             "registered_version": version})
-            result.decisions[task] = {"family": best, "version": version,
-                                      "decision": decision.label, "reasons": decision.reasons,
-                                      metric: challenger["scores"][metric],
-                                      "champion_version": champion_version,
-                                      "champion_score": champion_score}
+            decision = decide(
+                challenger["scores"][metric],
+                champion_score,
+                floor=floor,
+                margin=settings.promotion_margin,
+                schema_ok=model_features(challenger["model_uri"]) == names,
+                force=force_promotion,
+            )
+            version = promote(
+                task=task,
+                ds=ds,
+                model_uri=challenger["model_uri"],
+                family=best,
+                metric=metric,
+                challenger_score=challenger["scores"][metric],
+                champion_score=champion_score,
+                champion_version=champion_version,
+                decision=decision,
+                run_id=parent.info.run_id,
+                warehouse_url=settings.warehouse,
+            )
+            mlflow.set_tags(
+                {"best_family": best, "decision": decision.label, "registered_version": version}
+            )
+            result.decisions[task] = {
+                "family": best,
+                "version": version,
+                "decision": decision.label,
+                "reasons": decision.reasons,
+                metric: challenger["scores"][metric],
+                "champion_version": champion_version,
+                "champion_score": champion_score,
+            }
     return result

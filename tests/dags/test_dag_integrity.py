@@ -65,11 +65,15 @@ def test_assets_chain_the_dags(dagbag) -> None:
 
 def test_train_params(dagbag) -> None:
     params = dagbag.dags["clm_train"].params
-    assert {"ds", "horizon_days", "model_families", "tuning_trials", "force_promotion"} <= set(params)
+    assert {"ds", "horizon_days", "model_families", "tuning_trials", "force_promotion"} <= set(
+        params
+    )
 
 
 def test_dag_files_import_nothing_heavy() -> None:
     heavy = ("xgboost", "lightgbm", "feast", "mlflow", "great_expectations", "pandas", "duckdb")
     for path in DAGS.glob("*.py"):
-        top = [line for line in path.read_text().splitlines() if line.startswith(("import", "from"))]
+        top = [
+            line for line in path.read_text().splitlines() if line.startswith(("import", "from"))
+        ]
         assert not [line for line in top if any(h in line for h in heavy)], path.name

@@ -25,8 +25,12 @@ RUN_FROM, RUN_TO = date(2024, 5, 27), date(2024, 5, 29)
 
 
 def _clm(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    result = subprocess.run([CLM, *args], env=env, capture_output=True, text=True, timeout=900)
-    assert result.returncode == 0, f"clm {' '.join(args)} failed:\n{result.stdout[-4000:]}\n{result.stderr[-4000:]}"
+    result = subprocess.run(
+        [CLM, *args], env=env, capture_output=True, text=True, timeout=900, check=False
+    )
+    assert result.returncode == 0, (
+        f"clm {' '.join(args)} failed:\n{result.stdout[-4000:]}\n{result.stderr[-4000:]}"
+    )
     return result
 
 
@@ -34,11 +38,27 @@ def _clm(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
 def pipeline(tmp_path_factory):
     home = tmp_path_factory.mktemp("e2e") / "clm"
     env = {k: v for k, v in os.environ.items() if not k.startswith(("CLM_", "AIRFLOW"))}
-    env.update({"CLM_HOME": str(home), "CLM_HORIZON_DAYS": "60", "CLM_TRAIN_CUTOFFS": "2",
-                # train on the last day too, so the second run meets a champion
-                "CLM_TRAINING_WEEKDAY": str(RUN_TO.weekday())})
-    _clm(env, "simulate", "--customers", "1000", "--start", START.isoformat(), "--days", str(DAYS),
-         "--seed", "11")
+    env.update(
+        {
+            "CLM_HOME": str(home),
+            "CLM_HORIZON_DAYS": "60",
+            "CLM_TRAIN_CUTOFFS": "2",
+            # train on the last day too, so the second run meets a champion
+            "CLM_TRAINING_WEEKDAY": str(RUN_TO.weekday()),
+        }
+    )
+    _clm(
+        env,
+        "simulate",
+        "--customers",
+        "1000",
+        "--start",
+        START.isoformat(),
+        "--days",
+        str(DAYS),
+        "--seed",
+        "11",
+    )
     _clm(env, "run", "--start", RUN_FROM.isoformat(), "--end", RUN_TO.isoformat())
     os.environ["CLM_HOME"] = str(home)
     os.environ["CLM_HORIZON_DAYS"] = "60"
@@ -49,24 +69,36 @@ def pipeline(tmp_path_factory):
 
 def test_segment_table_has_one_valid_row_per_scored_customer(pipeline) -> None:
     _, settings = pipeline
-    rows = warehouse.query(settings.warehouse, "SELECT * FROM customer_segments WHERE ds = ?",
-                           [RUN_TO])
+    rows = warehouse.query(
+        settings.warehouse, "SELECT * FROM customer_segments WHERE ds = ?", [RUN_TO]
+    )
     features = __import__("pandas").read_parquet(
-        settings.features_dir / "order_features" / f"ds={RUN_TO.isoformat()}")
+        settings.features_dir / "order_features" / f"ds={RUN_TO.isoformat()}"
+    )
     assert len(rows) == len(features) > 300
     assert rows["customer_id"].is_unique
     assert rows["churn_probability"].between(0, 1).all()
     assert (rows["expected_spend"] >= 0).all()
-    assert set(rows["lifecycle_stage"]) <= {"new", "active", "loyal", "at_risk", "lapsed",
-                                            "reactivated"}
+    assert set(rows["lifecycle_stage"]) <= {
+        "new",
+        "active",
+        "loyal",
+        "at_risk",
+        "lapsed",
+        "reactivated",
+    }
     assert set(rows["value_tier"]) == {"high", "mid", "low"}
-    assert rows["next_best_action"].isin(["retain_with_offer", "cross_sell", "nurture",
-                                          "win_back", "no_action"]).all()
+    assert (
+        rows["next_best_action"]
+        .isin(["retain_with_offer", "cross_sell", "nurture", "win_back", "no_action"])
+        .all()
+    )
     assert rows["rfm_segment"].str.len().gt(0).all() and rows["top_reasons"].str.len().gt(0).all()
     assert rows["churn_model_version"].str.fullmatch(r"\d+").all()
     assert rows["clv_model_version"].str.fullmatch(r"\d+").all()
-    days = warehouse.query(settings.warehouse,
-                           "SELECT DISTINCT ds FROM segment_summary ORDER BY ds")["ds"]
+    days = warehouse.query(
+        settings.warehouse, "SELECT DISTINCT ds FROM segment_summary ORDER BY ds"
+    )["ds"]
     assert [d.date() for d in days] == [date(2024, 5, 27), date(2024, 5, 28), date(2024, 5, 29)]
 
 
@@ -118,10 +150,17 @@ def test_rerunning_a_day_gives_the_same_rows(pipeline) -> None:
     query = "SELECT * FROM customer_segments WHERE ds = ? ORDER BY customer_id"
     before = warehouse.query(settings.warehouse, query, [RUN_TO])
     summary_before = warehouse.query(
-        settings.warehouse, "SELECT * FROM segment_summary WHERE ds = ? ORDER BY segment", [RUN_TO])
+        settings.warehouse, "SELECT * FROM segment_summary WHERE ds = ? ORDER BY segment", [RUN_TO]
+    )
     # no training on the re-run, so the same champions score the same features
     env = dict(env, CLM_TRAINING_WEEKDAY=str((RUN_TO.weekday() + 3) % 7))
     _clm(env, "run", "--start", RUN_TO.isoformat(), "--end", RUN_TO.isoformat())
     pd.testing.assert_frame_equal(before, warehouse.query(settings.warehouse, query, [RUN_TO]))
-    pd.testing.assert_frame_equal(summary_before, warehouse.query(
-        settings.warehouse, "SELECT * FROM segment_summary WHERE ds = ? ORDER BY segment", [RUN_TO]))
+    pd.testing.assert_frame_equal(
+        summary_before,
+        warehouse.query(
+            settings.warehouse,
+            "SELECT * FROM segment_summary WHERE ds = ? ORDER BY segment",
+            [RUN_TO],
+        ),
+    )

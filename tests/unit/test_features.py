@@ -17,8 +17,16 @@ DS = date(2024, 4, 30)
 
 def _order(oid, cid, day, amount, status="completed", category="home", discount=0.0):
     ts = datetime(day.year, day.month, day.day, 12, tzinfo=UTC)
-    return {"order_id": oid, "customer_id": cid, "order_ts": ts, "amount": amount, "n_items": 1,
-            "category": category, "discount": discount, "status": status}
+    return {
+        "order_id": oid,
+        "customer_id": cid,
+        "order_ts": ts,
+        "amount": amount,
+        "n_items": 1,
+        "category": category,
+        "discount": discount,
+        "status": status,
+    }
 
 
 @pytest.fixture
@@ -38,14 +46,20 @@ def validated(tmp_path):
     frame["d"] = frame["order_ts"].dt.date
     for day, part in frame.groupby("d"):
         write_partition(part.drop(columns="d"), tmp_path, "orders", day)
-    events = pd.DataFrame({
-        "event_id": ["e1", "e2", "e3", "e4"],
-        "customer_id": ["a", "a", "b", "a"],
-        "event_ts": [datetime(2024, 4, 28, tzinfo=UTC), datetime(2024, 4, 29, tzinfo=UTC),
-                     datetime(2024, 4, 29, tzinfo=UTC), datetime(2024, 5, 2, tzinfo=UTC)],
-        "event_type": ["visit", "review", "support_ticket", "visit"],
-        "rating": pd.array([None, 2, None, None], dtype="Int64"),
-    })
+    events = pd.DataFrame(
+        {
+            "event_id": ["e1", "e2", "e3", "e4"],
+            "customer_id": ["a", "a", "b", "a"],
+            "event_ts": [
+                datetime(2024, 4, 28, tzinfo=UTC),
+                datetime(2024, 4, 29, tzinfo=UTC),
+                datetime(2024, 4, 29, tzinfo=UTC),
+                datetime(2024, 5, 2, tzinfo=UTC),
+            ],
+            "event_type": ["visit", "review", "support_ticket", "visit"],
+            "rating": pd.array([None, 2, None, None], dtype="Int64"),
+        }
+    )
     events["d"] = events["event_ts"].dt.date
     for day, part in events.groupby("d"):
         write_partition(part.drop(columns="d"), tmp_path, "events", day)

@@ -26,8 +26,10 @@ def test_catch_up_equals_day_by_day(small_shop: Settings, tmp_path, monkeypatch)
     while day <= LAST:
         assert ingest(daily, day).days == [day.isoformat()]
         day += timedelta(days=1)
-    for root_a, root_b in ((small_shop.validated_dir, daily.validated_dir),
-                           (small_shop.quarantine_dir, daily.quarantine_dir)):
+    for root_a, root_b in (
+        (small_shop.validated_dir, daily.validated_dir),
+        (small_shop.quarantine_dir, daily.quarantine_dir),
+    ):
         for table in ("customers", "orders", "events"):
             a, b = _tree(root_a, table), _tree(root_b, table)
             assert a.keys() == b.keys()
@@ -40,8 +42,9 @@ def test_no_row_is_lost_and_rerun_is_a_no_op(small_shop: Settings) -> None:
     for table in ("customers", "orders", "events"):
         assert report.landed[table] == report.validated[table] + report.quarantined[table]
     assert sum(report.quarantined.values()) > 0
-    quarantined = read_partition(small_shop.quarantine_dir, "orders",
-                                 list_partitions(small_shop.quarantine_dir, "orders")[0])
+    quarantined = read_partition(
+        small_shop.quarantine_dir, "orders", list_partitions(small_shop.quarantine_dir, "orders")[0]
+    )
     assert quarantined["reason"].str.len().gt(0).all()
     assert pending_days(small_shop, LAST) == []
     assert ingest(small_shop, LAST).days == []
@@ -62,7 +65,9 @@ def test_missing_column_fails_and_writes_nothing(small_shop: Settings) -> None:
     day = date(2024, 1, 3)
     orders = read_partition(small_shop.landing_dir, "orders", day)
     write_partition(orders.drop(columns="status"), small_shop.landing_dir, "orders", day)
-    with pytest.raises(BatchValidationError, match=r"orders ds=2024-01-03: .*missing column.*status"):
+    with pytest.raises(
+        BatchValidationError, match=r"orders ds=2024-01-03: .*missing column.*status"
+    ):
         ingest(small_shop, LAST)
     assert not partition_dir(small_shop.validated_dir, "orders", date(2024, 1, 1)).exists()
     assert pending_days(small_shop, LAST)[0] == date(2024, 1, 1)

@@ -45,16 +45,18 @@ def test_segment_and_action_follow_value_and_risk() -> None:
 
 def test_rfm_rules_cover_every_score_pair() -> None:
     n = 500
-    frame = pd.DataFrame({
-        "customer_id": [f"c{i}" for i in range(n)],
-        "recency_days": [i % 97 for i in range(n)],
-        "tenure_days": [400] * n,
-        "frequency_lifetime": [(i * 7) % 13 + 1 for i in range(n)],
-        "monetary_lifetime": [(i * 11) % 29 + 1.0 for i in range(n)],
-        "last_gap_days": [10] * n,
-        "churn_probability": [0.1] * n,
-        "expected_spend": list(range(n)),
-    })
+    frame = pd.DataFrame(
+        {
+            "customer_id": [f"c{i}" for i in range(n)],
+            "recency_days": [i % 97 for i in range(n)],
+            "tenure_days": [400] * n,
+            "frequency_lifetime": [(i * 7) % 13 + 1 for i in range(n)],
+            "monetary_lifetime": [(i * 11) % 29 + 1.0 for i in range(n)],
+            "last_gap_days": [10] * n,
+            "churn_probability": [0.1] * n,
+            "expected_spend": list(range(n)),
+        }
+    )
     out = assign_segments(frame, RULES, horizon_days=90)
     assert out["rfm_segment"].nunique() >= 8
 

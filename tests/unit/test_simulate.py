@@ -10,8 +10,15 @@ from clm.simulate import simulate_shop
 
 
 def _run(root: Path, seed: int) -> None:
-    simulate_shop(root / "landing", root / "truth", n_customers=150, start=date(2024, 3, 1),
-                  days=21, seed=seed, dirty_rate=0.05)
+    simulate_shop(
+        root / "landing",
+        root / "truth",
+        n_customers=150,
+        start=date(2024, 3, 1),
+        days=21,
+        seed=seed,
+        dirty_rate=0.05,
+    )
 
 
 def _table(root: Path, table: str) -> pd.DataFrame:
@@ -57,7 +64,9 @@ def test_latent_truth_and_dirty_rows_are_written(tmp_path: Path) -> None:
     orders = _table(tmp_path, "orders")
     broken = orders[orders["order_id"].isin(dirty.loc[dirty.table == "orders", "id"])]
     is_bad = (
-        (broken["amount"] <= 0) | (broken["discount"] > 1) | (broken["status"] == "unknown")
+        (broken["amount"] <= 0)
+        | (broken["discount"] > 1)
+        | (broken["status"] == "unknown")
         | broken["customer_id"].isna()
     )
     assert is_bad.all()

@@ -33,8 +33,9 @@ def _orders() -> pd.DataFrame:
 def test_suites_agree_with_contracts() -> None:
     for table, contract in CONTRACTS.items():
         suite = json.loads((SUITES / f"{table}.json").read_text())
-        column_rules = [e for e in suite["expectations"]
-                        if e["type"] == "expect_table_columns_to_match_set"]
+        column_rules = [
+            e for e in suite["expectations"] if e["type"] == "expect_table_columns_to_match_set"
+        ]
         assert len(column_rules) == 1
         assert set(column_rules[0]["kwargs"]["column_set"]) == set(contract.required), table
         for rule in suite["expectations"]:
@@ -46,14 +47,20 @@ def test_failing_rows_are_quarantined_with_every_reason(tmp_path: Path) -> None:
     out = validate_batch(_orders(), CONTRACTS["orders"], SUITES / "orders.json", tmp_path, [DS])
     assert list(out.valid["order_id"]) == ["o1"]
     assert len(out.valid) + len(out.quarantine) == 6
-    reasons = dict(zip(out.quarantine["order_id"].fillna("<null>"), out.quarantine["reason"],
-                       strict=True))
+    reasons = dict(
+        zip(out.quarantine["order_id"].fillna("<null>"), out.quarantine["reason"], strict=True)
+    )
     assert "expect_column_values_to_be_between(amount)" in reasons["o2"]
     assert "expect_column_values_to_not_be_null(customer_id)" in reasons["o3"]
     assert "expect_column_values_to_not_be_null(order_id)" in reasons["<null>"]
     # both copies of a duplicated id go, and one also breaks two other rules
-    assert sum("expect_compound_columns_to_be_unique(ds,order_id)" in r
-               for r in out.quarantine["reason"]) == 2
+    assert (
+        sum(
+            "expect_compound_columns_to_be_unique(ds,order_id)" in r
+            for r in out.quarantine["reason"]
+        )
+        == 2
+    )
     assert "discount" in reasons["o4"] or "status" in reasons["o4"]
 
 
