@@ -115,21 +115,22 @@ def _progress() -> Progress:
     )
 
 
-def _run_with_progress(settings: Settings, first: date, last: date) -> list[Any]:
+def _run_with_progress(
+    settings: Settings, first: date, last: date, verbose: bool = False
+) -> list[Any]:
     from clm.runner import RunRecord, run_range
 
     total_days = (last - first).days + 1
-    with _progress() as progress:
-        bar = progress.add_task(f"days {first}..{last}", total=total_days)
 
-        def on_run(record: RunRecord) -> None:
-            console.print(
-                f"  {record.dag_id:<13} ds={record.ds}  {record.state}  {record.seconds:5.1f}s"
-            )
-            if record.dag_id == "clm_score":
-                progress.advance(bar)
+    def on_run(record: RunRecord) -> None:
+        day = (parse_ds(record.ds) - first).days + 1
+        console.print(
+            f"  [{day}/{total_days}] {record.dag_id:<13} ds={record.ds}  {record.state}  "
+            f"{record.seconds:5.1f}s"
+        )
 
-        return run_range(settings, first, last, on_run=on_run)
+    console.print(f"Task logs: {settings.airflow_home / 'logs' / 'clm-run'}/<dag_id>/ds=<ds>.log")
+    return run_range(settings, first, last, on_run=on_run, quiet=not verbose)
 
 
 @app.command()
@@ -147,7 +148,7 @@ def run(
     from clm.runner import DagRunFailed
 
     try:
-        _run_with_progress(settings, _date(start, "--start"), _date(end, "--end"))
+        _run_with_progress(settings, _date(start, "--start"), _date(end, "--end"), verbose)
     except (DagRunFailed, ValueError) as exc:
         console.print(f"[red]error:[/] {exc}")
         raise typer.Exit(1) from exc
@@ -196,7 +197,7 @@ def demo(
         )
     console.print(f"Running {run_from}..{last} through Airflow (first day catches up the history).")
     try:
-        records: list[RunRecord] = _run_with_progress(settings, run_from, last)
+        records: list[RunRecord] = _run_with_progress(settings, run_from, last, verbose)
     except DagRunFailed as exc:
         console.print(f"[red]error:[/] {exc}")
         raise typer.Exit(1) from exc

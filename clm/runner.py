@@ -18,9 +18,11 @@ import os
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 from clm.settings import PROJECT_ROOT, Settings
@@ -42,6 +44,32 @@ class RunRecord:
     state: str
     seconds: float
     xcom: dict[str, Any] = field(default_factory=dict)
+    log_path: str = ""
+
+
+@contextmanager
+def capture_output(path: Path) -> Iterator[None]:
+    """Send everything written to stdout/stderr (Airflow's task logs included) to ``path``.
+
+    ``dag.test()`` runs tasks in-process and logs to the console, not to the
+    task log folder; this keeps one log file per DAG run instead.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    saved = os.dup(1), os.dup(2)
+    with open(path, "ab") as fh:
+        os.dup2(fh.fileno(), 1)
+        os.dup2(fh.fileno(), 2)
+        try:
+            yield
+        finally:
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os.dup2(saved[0], 1)
+            os.dup2(saved[1], 2)
+            os.close(saved[0])
+            os.close(saved[1])
 
 
 def ensure_airflow_db(settings: Settings) -> None:
@@ -99,25 +127,44 @@ def _xcom(run: Any, task_ids: list[str]) -> dict[str, Any]:
     return out
 
 
-def run_dag(dag: Any, ds: date, conf: dict[str, Any] | None = None) -> RunRecord:
+def _cause(log_path: Path | None) -> str:
+    """The last exception line of a captured task log, if any."""
+    if log_path is None or not log_path.exists():
+        return ""
+    lines = [
+        line.strip()
+        for line in log_path.read_text(errors="replace").splitlines()
+        if line.lstrip().startswith(("clm.", "training.", "ValueError", "RuntimeError"))
+        and ("Error" in line or "Exception" in line)
+    ]
+    return f"Cause: {lines[-1]}\n" if lines else ""
+
+
+def run_dag(
+    dag: Any, ds: date, conf: dict[str, Any] | None = None, log_path: Path | None = None
+) -> RunRecord:
     """Run one DAG for ``ds`` through Airflow and return its state and XComs.
 
+    Args:
+        log_path: if given, the run's console output (task logs) goes there.
+
     Raises:
-        DagRunFailed: naming the failed tasks, if the run did not succeed.
+        DagRunFailed: naming the failed tasks and the log, if the run did not succeed.
     """
     started = time.perf_counter()
     logical = datetime(ds.year, ds.month, ds.day, tzinfo=UTC)
-    run = dag.test(logical_date=logical, run_conf={"ds": ds.isoformat(), **(conf or {})})
+    with capture_output(log_path) if log_path else nullcontext():
+        run = dag.test(logical_date=logical, run_conf={"ds": ds.isoformat(), **(conf or {})})
     state = str(getattr(run, "state", "unknown"))
     seconds = time.perf_counter() - started
     if state != "success":
         failed = [ti.task_id for ti in run.get_task_instances() if str(ti.state) != "success"]
         raise DagRunFailed(
             f"{dag.dag_id} for ds={ds} ended {state}; tasks not successful: {failed}. "
-            f"See the task logs in the Airflow UI (make airflow) or under "
-            f"{os.environ.get('AIRFLOW_HOME')}/logs"
+            f"{_cause(log_path)}Task log: {log_path or 'above'}"
         )
-    return RunRecord(dag.dag_id, ds.isoformat(), state, seconds, _xcom(run, list(dag.task_ids)))
+    xcom = _xcom(run, list(dag.task_ids))
+    return RunRecord(dag.dag_id, ds.isoformat(), state, seconds, xcom, str(log_path or ""))
 
 
 def is_training_day(settings: Settings, ds: date, champion_exists: bool) -> bool:
@@ -143,8 +190,12 @@ def run_range(
     end: date,
     train_conf: dict[str, Any] | None = None,
     on_run: Callable[[RunRecord], None] | None = None,
+    quiet: bool = True,
 ) -> list[RunRecord]:
     """Run the DAG chain for every day in ``[start, end]``, training on schedule.
+
+    With ``quiet``, each run's task logs go to
+    ``$AIRFLOW_HOME/logs/clm-run/<dag_id>/ds=<ds>.log`` instead of the console.
 
     Raises:
         ValueError: if ``end`` is before ``start``.
@@ -153,13 +204,19 @@ def run_range(
     if end < start:
         raise ValueError(f"--end {end} is before --start {start}")
     ensure_airflow_db(settings)
-    dags = load_dags(settings)
+    runner_log = settings.airflow_home / "logs" / "clm-run" / "runner.log"
+    with capture_output(runner_log) if quiet else nullcontext():
+        dags = load_dags(settings)
     records: list[RunRecord] = []
 
     def _run(dag_id: str, ds: date, conf: dict[str, Any] | None = None) -> None:
-        record = run_dag(dags[dag_id], ds, conf)
+        log_path = None
+        if quiet:
+            log_path = settings.airflow_home / "logs" / "clm-run" / dag_id / f"ds={ds}.log"
+            log_path.unlink(missing_ok=True)
+        record = run_dag(dags[dag_id], ds, conf, log_path)
         records.append(record)
-        log.info("%s ds=%s: %s in %.1fs", dag_id, ds, record.state, record.seconds)
+        log.debug("%s ds=%s: %s in %.1fs", dag_id, ds, record.state, record.seconds)
         if on_run is not None:
             on_run(record)
 
@@ -167,7 +224,9 @@ def run_range(
     while day <= end:
         _run("clm_ingest", day)
         _run("clm_features", day)
-        if is_training_day(settings, day, champion_exists(settings)):
+        with capture_output(runner_log) if quiet else nullcontext():
+            has_champion = champion_exists(settings)
+        if is_training_day(settings, day, has_champion):
             _run("clm_train", day, train_conf)
         _run("clm_score", day)
         day += timedelta(days=1)
