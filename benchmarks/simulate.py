@@ -17,6 +17,7 @@ from rich.table import Table
 CHILD = """
 import sys, time, resource
 from datetime import date
+from pathlib import Path
 from clm.simulate import simulate_shop
 root = Path(sys.argv[1]); n = int(sys.argv[2]); days = int(sys.argv[3])
 t = time.perf_counter()
