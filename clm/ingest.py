@@ -27,7 +27,7 @@ from clm.io import (
     write_partition,
 )
 from clm.settings import LANDING_TABLES, Settings
-from clm.validation import BatchValidationError, validate_batch
+from clm.validation import BatchValidationError, require_columns, validate_batch
 
 log = logging.getLogger(__name__)
 MANIFEST = "_ingested.json"
@@ -92,13 +92,7 @@ def _read_days(settings: Settings, table: str, days: list[date]) -> pd.DataFrame
             frame = read_partition(settings.landing_dir, table, ds)
         except BatchError as exc:
             raise BatchValidationError(f"{exc}; nothing written") from exc
-        missing = [c for c in contract.required if c not in frame.columns]
-        if missing:
-            raise BatchValidationError(
-                f"{table} ds={ds}: rule expect_table_columns_to_match_set failed: missing "
-                f"column(s) {missing}; found {sorted(frame.columns)}; {len(frame)} row(s) "
-                f"refused, nothing written"
-            )
+        require_columns(frame, contract, f"{table} ds={ds}")
         frame["ds"] = ds
         frames.append(frame)
     if not frames:

@@ -47,6 +47,21 @@ def quiet_gx() -> None:
         logging.getLogger(name).setLevel(logging.WARNING)
 
 
+def require_columns(raw: pd.DataFrame, contract: Contract, label: str) -> None:
+    """Refuse a batch that lacks a required column of the contract.
+
+    Raises:
+        BatchValidationError: naming the table and ds, the missing and found columns.
+    """
+    missing = [c for c in contract.required if c not in raw.columns]
+    if missing:
+        raise BatchValidationError(
+            f"{label}: rule expect_table_columns_to_match_set failed: missing column(s) "
+            f"{missing}; found {sorted(c for c in raw.columns if c != 'ds')}; "
+            f"{len(raw)} row(s) refused, nothing written"
+        )
+
+
 def coerce(raw: pd.DataFrame, contract: Contract) -> tuple[pd.DataFrame, pd.Series]:
     """Cast raw columns to the contract's types.
 
@@ -137,13 +152,7 @@ def validate_batch(
             empty on some day, or a table-level expectation fails.
     """
     label = f"{contract.table} ds={days[0]}" + (f"..{days[-1]}" if len(days) > 1 else "")
-    missing = [c for c in contract.required if c not in raw.columns]
-    if missing:
-        raise BatchValidationError(
-            f"{label}: rule expect_table_columns_to_match_set failed: missing column(s) "
-            f"{missing}; found {sorted(c for c in raw.columns if c != 'ds')}; "
-            f"{len(raw)} row(s) refused, nothing written"
-        )
+    require_columns(raw, contract, label)
     if contract.required_nonempty:
         counts = raw.groupby("ds").size() if len(raw) else pd.Series(dtype=int)
         empty = [d for d in days if int(counts.get(d, 0)) == 0]

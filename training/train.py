@@ -124,6 +124,11 @@ def build_training_set(settings: Settings, ds: date, horizon_days: int) -> Train
     return TrainingSet(labels, split, used, test_cutoff)
 
 
+def score(task: str, y_true: Any, pred: Any) -> dict[str, float]:
+    """The task's metrics, with the same names for every candidate."""
+    return M.churn_metrics(y_true, pred) if task == "churn" else M.value_metrics(y_true, pred)
+
+
 def git_sha() -> str:
     try:
         out = subprocess.run(
@@ -184,12 +189,7 @@ def _tune(
             ys["val"],
         )
         pred = models.predict(model, task, xs["val"])
-        scores = (
-            M.churn_metrics(ys["val"], pred)
-            if task == "churn"
-            else M.value_metrics(ys["val"], pred)
-        )
-        return scores[metric]
+        return score(task, ys["val"], pred)[metric]
 
     study = optuna.create_study(direction="maximize", sampler=optuna.samplers.TPESampler(seed=seed))
     study.optimize(objective, n_trials=trials)
@@ -285,11 +285,7 @@ def train(
                     ys["val"],
                 )
                 pred = models.predict(model, task, xs["test"])
-                scores = (
-                    M.churn_metrics(ys["test"], pred)
-                    if task == "churn"
-                    else M.value_metrics(ys["test"], pred)
-                )
+                scores = score(task, ys["test"], pred)
                 with mlflow.start_run(
                     run_name=family, nested=True, tags={**tags, "family": family}
                 ):
@@ -322,11 +318,7 @@ def train(
                 if model_features(uri) == names:
                     old, _ = load_version(uri)
                     old_pred = models.predict(old, task, xs["test"])
-                    champion_score = (
-                        M.churn_metrics(ys["test"], old_pred)
-                        if task == "churn"
-                        else M.value_metrics(ys["test"], old_pred)
-                    )[metric]
+                    champion_score = score(task, ys["test"], old_pred)[metric]
                     mlflow.log_metric(f"champion_{metric}", champion_score)
                 else:
                     log.warning(
