@@ -1,7 +1,8 @@
 """Landing-table contracts (DESIGN §4): columns, types and what is required.
 
 The GX suites in ``expectations/`` hold the rules; this module holds the column
-types needed to parse CSV and Parquet alike. A unit test checks both agree.
+types needed to parse CSV and Parquet alike, and which column is the key. A
+unit test checks both agree.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ class Contract:
     timestamp: str
     columns: dict[str, str]  # name -> one of: string, timestamp, float, int
     optional: frozenset[str] = frozenset()
-    required_nonempty: bool = False
+    references: str | None = None  # a landing table whose ids ``customer_id`` must name
 
     @property
     def required(self) -> list[str]:
@@ -51,7 +52,7 @@ CONTRACTS: dict[str, Contract] = {
             "discount": "float",
             "status": "string",
         },
-        required_nonempty=True,
+        references="customers",
     ),
     "events": Contract(
         table="events",
@@ -65,5 +66,6 @@ CONTRACTS: dict[str, Contract] = {
             "rating": "int",
         },
         optional=frozenset({"rating"}),
+        references="customers",
     ),
 }

@@ -1,36 +1,56 @@
 """Ingest: move every pending landed day through the GX gate.
 
 A day is *pending* when its landing files differ from what was last ingested
-(never ingested, or re-landed). A daily run finds one pending day; a first run
-finds them all and validates them in one GX run per table. Both write the same
-partitions, because every rule is per row or per (ds, id).
+(never ingested, or re-landed with new content). A daily run finds one pending
+day; a first run finds them all and validates them in one GX run per table.
+Both write the same partitions, because every rule is per row, per (ds, id) or
+per ds, and "earlier days" mean the same thing in both.
+
+Per table and ds, landed rows = validated rows + quarantined rows; the counts,
+the GX outcome and a link to the data docs go to the ``validation_runs``
+warehouse table, also when a batch is refused.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+from collections import Counter
 from dataclasses import asdict, dataclass, field
 from datetime import date
 from pathlib import Path
+from typing import Any
 
+import duckdb
 import pandas as pd
 
+from clm import warehouse
 from clm.contracts import CONTRACTS
 from clm.io import (
     BatchError,
+    Landed,
+    content_hash,
     fingerprint,
     list_partitions,
     partition_dir,
-    read_partition,
+    read_landed,
     remove_partition,
     write_partition,
 )
 from clm.settings import LANDING_TABLES, Settings
-from clm.validation import BatchValidationError, require_columns, validate_batch
+from clm.validation import (
+    BatchValidationError,
+    ValidationOutcome,
+    check_volume,
+    publish_docs,
+    require_columns,
+    trailing_volume,
+    validate_batch,
+)
 
 log = logging.getLogger(__name__)
 MANIFEST = "_ingested.json"
+MALFORMED_RULE = "csv: wrong number of fields"
 
 
 @dataclass
@@ -42,127 +62,391 @@ class IngestReport:
     validated: dict[str, int] = field(default_factory=dict)
     quarantined: dict[str, int] = field(default_factory=dict)
     rule_failures: dict[str, dict[str, int]] = field(default_factory=dict)
+    warnings: dict[str, dict[str, int]] = field(default_factory=dict)
+    unchanged: list[str] = field(default_factory=list)  # re-landed with identical content
 
     def as_dict(self) -> dict[str, object]:
         return asdict(self)
+
+
+# --- manifest: what was ingested, as which files, with how many rows -----------------
 
 
 def _manifest_path(settings: Settings) -> Path:
     return settings.validated_dir / MANIFEST
 
 
-def _load_manifest(settings: Settings) -> dict[str, str]:
+def _load_manifest(settings: Settings) -> dict[str, dict[str, Any]]:
     path = _manifest_path(settings)
-    return json.loads(path.read_text()) if path.exists() else {}
+    if not path.exists():
+        return {}
+    raw = json.loads(path.read_text())
+    # Older manifests stored only the fingerprint string.
+    return {k: (v if isinstance(v, dict) else {"fingerprint": v}) for k, v in raw.items()}
 
 
-def _landing_fingerprint(settings: Settings, ds: date) -> str:
+def _save_manifest(settings: Settings, manifest: dict[str, dict[str, Any]]) -> None:
+    path = _manifest_path(settings)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(manifest, indent=0, sort_keys=True))
+    tmp.replace(path)
+
+
+def _landing_files(settings: Settings, ds: date) -> list[Path]:
     files = []
     for table in LANDING_TABLES:
         folder = partition_dir(settings.landing_dir, table, ds)
         if folder.exists():
-            files += [p for p in folder.iterdir() if p.is_file()]
-    return fingerprint(files)
+            files += [p for p in folder.iterdir() if p.is_file() and not p.name.startswith(".")]
+    return files
 
 
 def pending_days(settings: Settings, until: date) -> list[date]:
-    """Landed days up to ``until`` whose files were not ingested as they are now."""
+    """Landed days up to ``until`` whose files changed since they were ingested.
+
+    This is the cheap check (names, sizes, modification times); :func:`ingest`
+    then skips days whose content is byte-identical to what was ingested.
+    """
     manifest = _load_manifest(settings)
     landed: set[date] = set()
     for table in LANDING_TABLES:
         landed.update(d for d in list_partitions(settings.landing_dir, table) if d <= until)
     return sorted(
-        d for d in landed if manifest.get(d.isoformat()) != _landing_fingerprint(settings, d)
+        d
+        for d in landed
+        if manifest.get(d.isoformat(), {}).get("fingerprint")
+        != fingerprint(_landing_files(settings, d))
     )
 
 
-def _read_days(settings: Settings, table: str, days: list[date]) -> pd.DataFrame:
-    """Read the landed partitions of ``table`` for ``days``, each tagged with its ds.
+# --- facts from earlier days ------------------------------------------------------
+
+
+def _first_ds(
+    settings: Settings,
+    table: str,
+    column: str,
+    roots: list[Path],
+    exclude: list[date],
+    ids: pd.Series,
+) -> pd.Series:
+    """id -> first ds it appears on under ``roots``' ``table`` partitions, not in ``exclude``."""
+    globs = [
+        str(root / table / "ds=*" / "*.parquet")
+        for root in roots
+        if root.joinpath(table).exists() and any(root.joinpath(table).glob("ds=*/*.parquet"))
+    ]
+    wanted = pd.DataFrame({"id": ids.dropna().astype(str).unique()})
+    if not globs or wanted.empty:
+        return pd.Series(dtype=object)
+    con = duckdb.connect()
+    try:
+        con.register("wanted", wanted)
+        con.register(
+            "excluded", pd.DataFrame({"ds": pd.to_datetime(pd.Series(exclude, dtype=object))})
+        )
+        scans = " UNION ALL ".join(
+            f"SELECT CAST({column} AS VARCHAR) AS id, ds FROM read_parquet('{g}', "
+            "hive_partitioning = true, hive_types = {'ds': DATE}, union_by_name = true)"
+            for g in globs
+        )
+        found = con.execute(
+            f"SELECT id, min(ds) AS first_ds FROM ({scans}) "
+            "WHERE id IN (SELECT id FROM wanted) "
+            "AND ds NOT IN (SELECT CAST(ds AS DATE) FROM excluded) GROUP BY id"
+        ).df()
+    finally:
+        con.close()
+    return pd.Series(
+        pd.to_datetime(found["first_ds"]).dt.date.to_numpy(), index=found["id"].to_numpy()
+    )
+
+
+def _merge_first(a: pd.Series, b: pd.Series) -> pd.Series:
+    both = pd.concat([a, b])
+    if both.empty:
+        return both
+    return both.groupby(level=0).min()
+
+
+# --- reading ----------------------------------------------------------------------
+
+
+def _read_days(
+    settings: Settings, table: str, days: list[date]
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Landed rows and malformed CSV lines of ``table`` for ``days``, each tagged with its ds.
 
     Raises:
-        BatchValidationError: a partition lacks a required column (checked per
-            day, since concatenating days would hide it behind nulls).
+        BatchValidationError: a file cannot be read, or is the same as another.
     """
     contract = CONTRACTS[table]
-    frames = []
+    frames, bad = [], []
     for ds in days:
         if not partition_dir(settings.landing_dir, table, ds).exists():
             continue
         try:
-            frame = read_partition(settings.landing_dir, table, ds)
+            landed: Landed = read_landed(settings.landing_dir, table, ds)
         except BatchError as exc:
-            raise BatchValidationError(f"{exc}; nothing written") from exc
-        require_columns(frame, contract, f"{table} ds={ds}")
-        frame["ds"] = ds
-        frames.append(frame)
-    if not frames:
-        return pd.DataFrame({c: [] for c in [*contract.columns, "ds"]})
-    return pd.concat(frames, ignore_index=True)
+            raise BatchValidationError(f"{exc}; nothing written", table=table, days=[ds]) from exc
+        if len(landed.frame.columns) or len(landed.frame):
+            require_columns(landed.frame, contract, f"{table} ds={ds}")
+        frame = (
+            landed.frame
+            if len(landed.frame.columns)
+            else pd.DataFrame(columns=list(contract.columns))
+        )
+        frames.append(frame.assign(ds=ds))
+        if len(landed.malformed):
+            bad.append(landed.malformed.assign(ds=ds))
+    raw = (
+        pd.concat(frames, ignore_index=True)
+        if frames
+        else pd.DataFrame({c: [] for c in [*contract.columns, "ds"]})
+    )
+    malformed = (
+        pd.concat(bad, ignore_index=True)
+        if bad
+        else pd.DataFrame(columns=["file", "line", "raw_line", "reason", "ds"])
+    )
+    return raw, malformed
+
+
+# --- validation_runs ----------------------------------------------------------------
+
+
+def _reason_counts(quarantine: pd.DataFrame) -> dict[date, dict[str, int]]:
+    out: dict[date, dict[str, int]] = {}
+    if quarantine.empty:
+        return out
+    for day, group in quarantine.groupby("ds"):
+        counts: Counter[str] = Counter()
+        for reason, raw_line in zip(group["reason"], group["raw_line"], strict=True):
+            if raw_line is not None and not pd.isna(raw_line):
+                counts[MALFORMED_RULE] += 1
+            else:
+                counts.update(r for r in str(reason).split(";") if r)
+        out[day] = dict(sorted(counts.items()))
+    return out
+
+
+def _record(settings: Settings, rows: list[dict[str, Any]]) -> None:
+    if rows:
+        warehouse.replace_rows(
+            settings.warehouse, "validation_runs", pd.DataFrame(rows), ("ds", "table_name")
+        )
+
+
+def _failure_rows(
+    err: BatchValidationError,
+    days: list[date],
+    landed_rows: dict[tuple[str, date], int],
+    docs_url: str | None,
+) -> list[dict[str, Any]]:
+    tables = [err.table] if err.table else list(LANDING_TABLES)
+    return [
+        {
+            "ds": day,
+            "table_name": table,
+            "landed": landed_rows.get((table, day), 0),
+            "validated": 0,
+            "quarantined": 0,
+            "success": False,
+            "status": "failed",
+            "failures": "{}",
+            "warnings": "{}",
+            "error": str(err),
+            "docs_url": docs_url,
+        }
+        for table in tables
+        for day in (err.days or days)
+    ]
+
+
+# --- the task -----------------------------------------------------------------------
 
 
 def ingest(settings: Settings, ds: date) -> IngestReport:
     """Validate every pending landed day up to ``ds`` and write the results.
 
     Passing rows go to ``validated/<table>/ds=...``; failing rows go to
-    ``quarantine/<table>/ds=...`` with a ``reason``. Nothing is written for a
-    table whose batch is refused, and the manifest only records days whose
-    every table was written.
+    ``quarantine/<table>/ds=...`` with a ``reason``. Nothing is written when a
+    batch is refused, and the manifest only records days whose every table was
+    written.
 
     Raises:
         BatchValidationError: a whole batch is refused (see :func:`validate_batch`).
     """
-    days = pending_days(settings, ds)
-    report = IngestReport(days=[d.isoformat() for d in days])
+    manifest = _load_manifest(settings)
+    days, report = [], IngestReport()
+    for day in pending_days(settings, ds):
+        entry = manifest.get(day.isoformat(), {})
+        files = _landing_files(settings, day)
+        if entry.get("sha256") and entry["sha256"] == content_hash(files):
+            entry["fingerprint"] = fingerprint(files)
+            report.unchanged.append(day.isoformat())
+            log.info("ds=%s: re-landed with identical content; nothing to do", day)
+        else:
+            days.append(day)
+    if report.unchanged:
+        _save_manifest(settings, manifest)
+    report.days = [d.isoformat() for d in days]
     if not days:
         log.info("ingest up to %s: nothing pending", ds)
         return report
     log.info("ingest up to %s: %d pending day(s) %s..%s", ds, len(days), days[0], days[-1])
 
-    outcomes = {}
+    landed_rows: dict[tuple[str, date], int] = {}
+    try:
+        raws = {}
+        for table in LANDING_TABLES:
+            raw, malformed = _read_days(settings, table, days)
+            raws[table] = (raw, malformed)
+            for day in days:
+                landed_rows[(table, day)] = int((raw["ds"] == day).sum()) + int(
+                    (malformed["ds"] == day).sum()
+                )
+        volume_flags, volume_run = _check_volume(settings, manifest, days, landed_rows)
+        outcomes = _validate_tables(settings, days, raws)
+    except BatchValidationError as err:
+        urls = publish_docs(settings.gx_dir, [err.identifier] if err.identifier else [])
+        _record(settings, _failure_rows(err, days, landed_rows, urls.get(err.identifier)))
+        raise
+    urls = publish_docs(settings.gx_dir, [volume_run, *(o.identifier for o in outcomes.values())])
+
+    # Every table passed its batch rules: now write, day by day.
+    runs: list[dict[str, Any]] = []
+    for table, outcome in outcomes.items():
+        _write(settings, table, days, outcome)
+        reasons = _reason_counts(outcome.quarantine)
+        valid_per_day = outcome.valid["ds"].value_counts()
+        bad_per_day = outcome.quarantine["ds"].value_counts()
+        for day in days:
+            warnings = {**outcome.warnings.get(day, {}), **volume_flags.get((table, day), {})}
+            quarantined = int(bad_per_day.get(day, 0))
+            runs.append(
+                {
+                    "ds": day,
+                    "table_name": table,
+                    "landed": landed_rows[(table, day)],
+                    "validated": int(valid_per_day.get(day, 0)),
+                    "quarantined": quarantined,
+                    "success": quarantined == 0,
+                    "status": "quarantined" if quarantined else "passed",
+                    "failures": json.dumps(reasons.get(day, {})),
+                    "warnings": json.dumps(dict(sorted(warnings.items()))),
+                    "error": None,
+                    "docs_url": urls.get(outcome.identifier),
+                }
+            )
+            if runs[-1]["landed"] != runs[-1]["validated"] + quarantined:
+                raise AssertionError(f"{table} ds={day}: rows were lost: {runs[-1]}")
+        report.landed[table] = sum(landed_rows[(table, d)] for d in days)
+        report.validated[table] = len(outcome.valid)
+        report.quarantined[table] = len(outcome.quarantine)
+        report.rule_failures[table] = outcome.rule_failures
+        report.warnings[table] = dict(
+            Counter(
+                rule
+                for day in days
+                for rule in {**outcome.warnings.get(day, {}), **volume_flags.get((table, day), {})}
+            )
+        )
+        log.info(
+            "%s: %d landed, %d validated, %d quarantined",
+            table,
+            report.landed[table],
+            report.validated[table],
+            report.quarantined[table],
+        )
+    _record(settings, runs)
+
+    for day in days:
+        files = _landing_files(settings, day)
+        manifest[day.isoformat()] = {
+            "fingerprint": fingerprint(files),
+            "sha256": content_hash(files),
+            "rows": {t: landed_rows[(t, day)] for t in LANDING_TABLES},
+        }
+    _save_manifest(settings, manifest)
+    return report
+
+
+def _check_volume(
+    settings: Settings,
+    manifest: dict[str, dict[str, Any]],
+    days: list[date],
+    landed_rows: dict[tuple[str, date], int],
+) -> tuple[dict[tuple[str, date], dict[str, int]], Any]:
+    """Volume rules per (table, ds), against the 7 days before (from the manifest or this batch)."""
+    history = []
+    pending = set(days)
+    for key, entry in manifest.items():
+        day = date.fromisoformat(key)
+        if day in pending or "rows" not in entry:
+            continue
+        history += [{"table": t, "ds": day, "rows": n} for t, n in entry["rows"].items()]
+    current = [{"table": t, "ds": d, "rows": n} for (t, d), n in landed_rows.items()]
+    counts = pd.DataFrame(history + current, columns=["table", "ds", "rows"])
+    volume = trailing_volume(counts)
+    volume = volume[volume["ds"].isin(pending)].sort_values(["table", "ds"])
+    return check_volume(volume, settings.expectations_dir / "volume.json", settings.gx_dir, days)
+
+
+def _validate_tables(
+    settings: Settings, days: list[date], raws: dict[str, tuple[pd.DataFrame, pd.DataFrame]]
+) -> dict[str, ValidationOutcome]:
+    """Validate customers first, so orders and events can check their customer is known."""
+    roots = [settings.validated_dir, settings.quarantine_dir]
+    outcomes: dict[str, ValidationOutcome] = {}
+    customers_first_ds = pd.Series(dtype=object)
     for table in LANDING_TABLES:
         contract = CONTRACTS[table]
-        raw = _read_days(settings, table, days)
-        outcomes[table] = validate_batch(
+        raw, malformed = raws[table]
+        key_ids = raw[contract.key] if contract.key in raw.columns else pd.Series(dtype=object)
+        seen = _first_ds(settings, table, contract.key, roots, days, key_ids)
+        if contract.references:
+            ids = raw["customer_id"] if "customer_id" in raw.columns else pd.Series(dtype=object)
+            customers_first_ds = _merge_first(
+                _first_ds(
+                    settings,
+                    contract.references,
+                    "customer_id",
+                    [settings.validated_dir],
+                    days,
+                    ids,
+                ),
+                customers_first_ds,
+            )
+        outcome = validate_batch(
             raw,
             contract,
             settings.expectations_dir / f"{table}.json",
             settings.gx_dir,
             days,
-            results_dir=settings.gx_dir / "results" / f"ds={ds.isoformat()}",
+            malformed=malformed,
+            seen_before=seen,
+            customers_first_ds=customers_first_ds if contract.references else None,
         )
-        report.landed[table] = len(raw)
+        outcomes[table] = outcome
+        if table == "customers" and len(outcome.valid):
+            firsts = outcome.valid.groupby("customer_id")["ds"].min()
+            customers_first_ds = _merge_first(customers_first_ds, firsts)
+    return outcomes
 
-    # Every table passed its batch rules: now write, day by day.
-    for table, outcome in outcomes.items():
-        valid_by_day = dict(tuple(outcome.valid.groupby("ds"))) if len(outcome.valid) else {}
-        bad_by_day = (
-            dict(tuple(outcome.quarantine.groupby("ds"))) if len(outcome.quarantine) else {}
-        )
-        for day in days:
-            valid = valid_by_day.get(day)
-            if valid is not None:
-                write_partition(valid.drop(columns="ds"), settings.validated_dir, table, day)
-            else:
-                remove_partition(settings.validated_dir, table, day)
-            bad = bad_by_day.get(day)
-            if bad is not None:
-                write_partition(bad.drop(columns="ds"), settings.quarantine_dir, table, day)
-            else:
-                remove_partition(settings.quarantine_dir, table, day)
-        report.validated[table] = len(outcome.valid)
-        report.quarantined[table] = len(outcome.quarantine)
-        report.rule_failures[table] = outcome.rule_failures
-        log.info(
-            "%s: %d landed, %d validated, %d quarantined",
-            table,
-            report.landed[table],
-            len(outcome.valid),
-            len(outcome.quarantine),
-        )
 
-    manifest = _load_manifest(settings)
+def _write(settings: Settings, table: str, days: list[date], outcome: ValidationOutcome) -> None:
+    valid_by_day = dict(tuple(outcome.valid.groupby("ds"))) if len(outcome.valid) else {}
+    bad_by_day = dict(tuple(outcome.quarantine.groupby("ds"))) if len(outcome.quarantine) else {}
     for day in days:
-        manifest[day.isoformat()] = _landing_fingerprint(settings, day)
-    _manifest_path(settings).parent.mkdir(parents=True, exist_ok=True)
-    _manifest_path(settings).write_text(json.dumps(manifest, indent=0, sort_keys=True))
-    return report
+        valid = valid_by_day.get(day)
+        if valid is not None:
+            write_partition(valid.drop(columns="ds"), settings.validated_dir, table, day)
+        else:
+            remove_partition(settings.validated_dir, table, day)
+        bad = bad_by_day.get(day)
+        if bad is not None:
+            write_partition(bad.drop(columns="ds"), settings.quarantine_dir, table, day)
+        else:
+            remove_partition(settings.quarantine_dir, table, day)

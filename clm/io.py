@@ -6,15 +6,20 @@ the old one and renamed into place, so a reader never sees half a day.
 
 from __future__ import annotations
 
+import csv
+import gzip
+import hashlib
 import os
 import shutil
 import uuid
 from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 
 import pandas as pd
 import pyarrow as pa
+import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
 
 PARTITION_FILE = "part-0.parquet"
@@ -65,28 +70,150 @@ def remove_partition(root: Path, table: str, ds: date) -> None:
         shutil.rmtree(target)
 
 
+@dataclass
+class Landed:
+    """One landed partition: its rows (raw), malformed CSV lines and the files read."""
+
+    frame: pd.DataFrame
+    malformed: pd.DataFrame  # columns: file, line, raw_line, reason
+    files: list[Path]
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def content_hash(paths: Iterable[Path]) -> str:
+    """Identity of files by name and content (sha256), independent of modification time."""
+    return "|".join(f"{p.name}:{_sha256(p)}" for p in sorted(paths))
+
+
+def _first_bad_utf8(path: Path) -> str:
+    """Where a file stops being UTF-8: 'line N, byte 0xXX'."""
+    opener = gzip.open if path.name.endswith(".gz") else open
+    with opener(path, "rb") as fh:
+        for number, line in enumerate(fh, start=1):
+            try:
+                line.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                return f"line {number}, byte 0x{line[exc.start]:02x} at column {exc.start + 1}"
+    return "an unknown position"
+
+
+def _read_csv(path: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Read a CSV (optionally gzip) with every column as a string.
+
+    Lines with the wrong number of fields are kept aside, not dropped: they
+    come back as ``malformed`` rows with their line number and raw text.
+
+    Raises:
+        BatchError: the file is empty, has no header, or is not UTF-8.
+    """
+    opener = gzip.open if path.name.endswith(".gz") else open
+    with opener(path, "rt", encoding="utf-8", errors="replace", newline="") as fh:
+        header_line = fh.readline()
+    if not header_line.strip():
+        raise BatchError(f"cannot read {path}: the file is empty (no header line)")
+    names = next(csv.reader([header_line]))
+    bad: list[dict[str, object]] = []
+
+    def keep_aside(row: pa_csv.InvalidRow) -> str:
+        bad.append(
+            {
+                "file": path.name,
+                "line": row.number,
+                "raw_line": row.text,
+                "reason": f"csv: line {row.number} has {row.actual_columns} field(s), "
+                f"expected {row.expected_columns}",
+            }
+        )
+        return "skip"
+
+    try:
+        table = pa_csv.read_csv(
+            path,
+            read_options=pa_csv.ReadOptions(use_threads=False),
+            parse_options=pa_csv.ParseOptions(invalid_row_handler=keep_aside),
+            convert_options=pa_csv.ConvertOptions(
+                column_types=dict.fromkeys(names, pa.string()),
+                strings_can_be_null=True,
+                null_values=[""],
+                quoted_strings_can_be_null=False,
+            ),
+        )
+    except pa.ArrowInvalid as exc:
+        if "UTF8" in str(exc) or "utf8" in str(exc).lower():
+            raise BatchError(
+                f"cannot read {path}: not valid UTF-8 ({_first_bad_utf8(path)}); "
+                "re-export the file as UTF-8"
+            ) from exc
+        raise
+    malformed = pd.DataFrame(bad, columns=["file", "line", "raw_line", "reason"])
+    return table.to_pandas(), malformed
+
+
+def read_landed(root: Path, table: str, ds: date) -> Landed:
+    """Read every Parquet or CSV file of one landing partition.
+
+    Raises:
+        BatchError: the partition is missing, a file cannot be read, or two
+            files hold identical content (the same file landed twice).
+    """
+    folder = partition_dir(root, table, ds)
+    if not folder.exists():
+        raise BatchError(f"{table} ds={ds}: no partition at {folder}")
+    files = sorted(
+        p
+        for p in folder.iterdir()
+        if p.is_file()
+        and not p.name.startswith(".")
+        and (p.suffix == ".parquet" or p.name.endswith((".csv", ".csv.gz")))
+    )
+    if len(files) > 1:
+        seen: dict[str, Path] = {}
+        for path in files:
+            digest = _sha256(path)
+            if digest in seen:
+                raise BatchError(
+                    f"{table} ds={ds}: {path.name} and {seen[digest].name} have identical "
+                    "content (the same file landed twice); remove one and re-run"
+                )
+            seen[digest] = path
+    frames, malformed = [], []
+    for path in files:
+        try:
+            if path.suffix == ".parquet":
+                frames.append(pq.read_table(path).to_pandas())
+            else:
+                frame, bad = _read_csv(path)
+                frames.append(frame)
+                malformed.append(bad)
+        except BatchError as exc:
+            raise BatchError(f"{table} ds={ds}: {exc}") from exc
+        except Exception as exc:  # the reader's own message names what broke
+            raise BatchError(f"{table} ds={ds}: cannot read {path}: {exc}") from exc
+    frame = pd.DataFrame()
+    if frames:
+        frame = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
+    bad_lines = (
+        pd.concat(malformed, ignore_index=True)
+        if malformed
+        else pd.DataFrame(columns=["file", "line", "raw_line", "reason"])
+    )
+    return Landed(frame=frame, malformed=bad_lines, files=files)
+
+
 def read_partition(root: Path, table: str, ds: date) -> pd.DataFrame:
     """Read every Parquet or CSV file of one partition into one DataFrame.
 
     Raises:
         BatchError: if the partition is missing or a file cannot be read.
     """
-    folder = partition_dir(root, table, ds)
-    if not folder.exists():
-        raise BatchError(f"{table} ds={ds}: no partition at {folder}")
-    files = sorted(p for p in folder.iterdir() if p.is_file() and not p.name.startswith("."))
-    frames = []
-    for path in files:
-        try:
-            if path.suffix == ".parquet":
-                frames.append(pq.read_table(path).to_pandas())
-            elif path.name.endswith((".csv", ".csv.gz")):
-                frames.append(pd.read_csv(path, dtype=str, keep_default_na=False, na_values=[""]))
-        except Exception as exc:  # the reader's own message names what broke
-            raise BatchError(f"{table} ds={ds}: cannot read {path}: {exc}") from exc
-    if not frames:
-        return pd.DataFrame()
-    return pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
+    return read_landed(root, table, ds).frame
 
 
 def partition_glob(root: Path, table: str) -> str:

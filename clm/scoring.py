@@ -13,6 +13,7 @@ from clm import warehouse
 from clm.io import BatchError, partition_dir, read_partition
 from clm.segments import assign_segments, load_rules, summarize, transitions
 from clm.settings import Settings
+from clm.validation import BatchValidationError, check_output
 
 log = logging.getLogger(__name__)
 TOP_REASONS = 3
@@ -51,6 +52,35 @@ def top_reasons(contrib: np.ndarray, names: list[str], k: int = TOP_REASONS) -> 
     labels = np.asarray(names, dtype=object)[order]
     positive = np.take_along_axis(contrib, order, axis=1) > 0
     return [", ".join(row[mask]) or "none" for row, mask in zip(labels, positive, strict=True)]
+
+
+def _check_output(settings: Settings, out: pd.DataFrame, ds: date) -> None:
+    """Run the output suite on the day's rows; refuse the write if it fails. Record the run."""
+    row = {"ds": ds, "table_name": "customer_segments", "landed": len(out), "quarantined": 0}
+    try:
+        docs_url = check_output(
+            out,
+            settings.expectations_dir / "customer_segments.json",
+            settings.gx_dir,
+            "customer_segments",
+            ds,
+        )
+    except BatchValidationError as err:
+        row |= {"validated": 0, "success": False, "status": "failed", "error": str(err)}
+        warehouse.replace_rows(
+            settings.warehouse,
+            "validation_runs",
+            pd.DataFrame([row | {"failures": "{}", "warnings": "{}", "docs_url": err.docs_url}]),
+            ("ds", "table_name"),
+        )
+        raise
+    row |= {"validated": len(out), "success": True, "status": "passed", "error": None}
+    warehouse.replace_rows(
+        settings.warehouse,
+        "validation_runs",
+        pd.DataFrame([row | {"failures": "{}", "warnings": "{}", "docs_url": docs_url}]),
+        ("ds", "table_name"),
+    )
 
 
 def score_day(settings: Settings, ds: date) -> ScoreReport:
@@ -97,6 +127,8 @@ def score_day(settings: Settings, ds: date) -> ScoreReport:
     out = segments.sort_values("customer_id", ignore_index=True)
 
     url = settings.warehouse
+    out = out[warehouse.table_columns(url, "customer_segments")]
+    _check_output(settings, out, ds)
     warehouse.replace_partition(url, "customer_segments", out, ds=ds)
     summary = summarize(out)
     warehouse.replace_partition(url, "segment_summary", summary, ds=ds)

@@ -1,17 +1,37 @@
 """Great Expectations gate: type a landing batch, validate it, split pass from fail.
 
-Row-level rules (GX column-map expectations) send failing rows to quarantine
-with every reason that applies. Batch-level rules (missing columns, an
-unreadable file, an empty required table) raise :class:`BatchValidationError`
-naming the table, the ds, the rule and the counts.
+Every rule lives in a GX suite under ``expectations/`` that the data team edits.
+What a failing expectation does depends on its ``severity`` and its kind:
+
+- ``critical`` and row-level (a column-map rule): the failing rows go to
+  quarantine, each with every reason that applies (the expectation's
+  ``description``);
+- ``critical`` and table-level (column set, row count): the whole batch is
+  refused with :class:`BatchValidationError`, naming table, ds, rule and counts;
+- ``warning``: nothing is held back; the rule and its count are recorded as a
+  flag in ``validation_runs`` and logged.
+
+Some rules need facts from outside the rows, so the gate adds *helper
+columns* before GX runs (each suite's ``notes`` lists them):
+
+- ``ds``, ``ds_start``, ``ds_end``: the partition's day and its bounds in UTC;
+- ``first_seen_ds``: the first day this row's id landed, over earlier
+  partitions (validated or quarantined) and this batch;
+- ``known_customer``: whether the row's customer was validated on or before
+  the row's ds.
+
+Each GX run is a Checkpoint in a file data context under ``CLM_HOME/gx``: the
+validation result is stored and the HTML data docs are updated.
 """
 
 from __future__ import annotations
 
+import difflib
 import json
 import logging
-from dataclasses import dataclass
-from datetime import date
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -24,21 +44,42 @@ from clm.contracts import Contract
 log = logging.getLogger(__name__)
 
 QUIET_LOGGERS = ("great_expectations", "great_expectations._docs_decorators")
+HELPER_COLUMNS = ("ds", "ds_start", "ds_end", "first_seen_ds", "known_customer")
+# A column is wrong "as a whole" on a day when more than this share of its
+# non-null values cannot be parsed (and at least MIN_VALUES_FOR_COLUMN_RULE are present).
+DEFAULT_COLUMN_TYPE_ERROR_SHARE = 0.5
+MIN_VALUES_FOR_COLUMN_RULE = 5
 
 
 class BatchValidationError(RuntimeError):
     """A whole batch is refused. The message names table, ds, rule and counts."""
 
+    def __init__(
+        self,
+        message: str,
+        *,
+        table: str | None = None,
+        days: list[date] | None = None,
+        identifier: Any = None,
+    ) -> None:
+        super().__init__(message)
+        self.table = table
+        self.days = list(days or [])
+        self.identifier = identifier  # the stored GX result, when GX ran
+        self.docs_url: str | None = None
+
 
 @dataclass
 class ValidationOutcome:
-    """Rows that passed (typed), rows quarantined (raw strings + ``reason``) and counts."""
+    """Rows that passed (typed), rows quarantined (raw strings + ``reason``), flags, docs."""
 
     valid: pd.DataFrame
     quarantine: pd.DataFrame
     rule_failures: dict[str, int]
-    gx_success: bool
-    gx_statistics: dict[str, Any]
+    warnings: dict[date, dict[str, int]] = field(default_factory=dict)
+    extra_columns: list[str] = field(default_factory=list)
+    identifier: Any = None
+    gx_success: bool = True
 
 
 def quiet_gx() -> None:
@@ -47,23 +88,75 @@ def quiet_gx() -> None:
         logging.getLogger(name).setLevel(logging.WARNING)
 
 
+def _label(table: str, days: list[date]) -> str:
+    if not days:
+        return table
+    return f"{table} ds={days[0]}" + (f"..{days[-1]}" if len(days) > 1 else "")
+
+
 def require_columns(raw: pd.DataFrame, contract: Contract, label: str) -> None:
     """Refuse a batch that lacks a required column of the contract.
+
+    A missing column next to an unexpected one with a similar name is reported
+    as a probable rename.
 
     Raises:
         BatchValidationError: naming the table and ds, the missing and found columns.
     """
     missing = [c for c in contract.required if c not in raw.columns]
-    if missing:
-        raise BatchValidationError(
-            f"{label}: rule expect_table_columns_to_match_set failed: missing column(s) "
-            f"{missing}; found {sorted(c for c in raw.columns if c != 'ds')}; "
-            f"{len(raw)} row(s) refused, nothing written"
-        )
+    if not missing:
+        return
+    found = sorted(c for c in raw.columns if c != "ds")
+    unexpected = [c for c in found if c not in contract.columns]
+    hints = []
+    for column in missing:
+        close = difflib.get_close_matches(column, unexpected, n=1, cutoff=0.5)
+        if close:
+            hints.append(f"{close[0]!r} looks like a renamed {column!r}")
+    hint = f" ({'; '.join(hints)})" if hints else ""
+    raise BatchValidationError(
+        f"{label}: rule expect_table_columns_to_match_set failed: missing column(s) "
+        f"{missing}{hint}; found {found}; {len(raw)} row(s) refused, nothing written",
+        table=contract.table,
+    )
+
+
+def check_storage_types(raw: pd.DataFrame, contract: Contract, label: str) -> None:
+    """Refuse columns whose stored type cannot hold the contract's type (e.g. a bool amount).
+
+    Strings are always accepted here: they are parsed value by value in :func:`coerce`.
+
+    Raises:
+        BatchValidationError: naming the column, its stored type and the expected one.
+    """
+    for col, kind in contract.columns.items():
+        if col not in raw.columns or len(raw) == 0:
+            continue
+        dtype = raw[col].dtype
+        if pd.api.types.is_object_dtype(dtype) or pd.api.types.is_string_dtype(dtype):
+            continue
+        if raw[col].isna().all():
+            continue
+        numeric = pd.api.types.is_numeric_dtype(dtype) and not pd.api.types.is_bool_dtype(dtype)
+        ok = {
+            "timestamp": pd.api.types.is_datetime64_any_dtype(dtype),
+            "float": numeric,
+            "int": numeric,
+            "string": not pd.api.types.is_datetime64_any_dtype(dtype),
+        }[kind]
+        if not ok:
+            raise BatchValidationError(
+                f"{label}: rule type({col}) failed for the whole column: stored as {dtype}, "
+                f"expected {kind}; {len(raw)} row(s) refused, nothing written",
+                table=contract.table,
+            )
 
 
 def coerce(raw: pd.DataFrame, contract: Contract) -> tuple[pd.DataFrame, pd.Series]:
     """Cast raw columns to the contract's types.
+
+    Timestamps without a zone are read as UTC (the contract's zone); timestamps
+    with another offset are converted to UTC.
 
     Returns:
         The typed frame (contract columns only, same index) and a per-row reason
@@ -89,49 +182,211 @@ def coerce(raw: pd.DataFrame, contract: Contract) -> tuple[pd.DataFrame, pd.Seri
             out = values.astype("string").astype(object).where(values.notna(), None)
         bad = values.notna() & pd.Series(pd.isna(out), index=raw.index)
         if bad.any():
-            reasons[bad] = reasons[bad] + f"type:{col} is not {kind};"
+            reasons[bad] = reasons[bad] + f"{col} is not a {kind};"
         typed[col] = out
     return typed, reasons
 
 
-@cache
-def _suite(path: str) -> Any:
-    import great_expectations as gx
+def _refuse_unparseable_columns(
+    raw: pd.DataFrame, typed: pd.DataFrame, contract: Contract, max_share: float
+) -> None:
+    """A column that is mostly unparseable on a day is a wrong type, not bad rows."""
+    for col, kind in contract.columns.items():
+        if col not in raw.columns or len(raw) == 0:
+            continue
+        present = raw[col].notna()
+        failed = present & typed[col].isna()
+        if not failed.any():
+            continue
+        per_day = pd.DataFrame({"ds": raw["ds"], "present": present, "failed": failed})
+        per_day = per_day.groupby("ds")[["present", "failed"]].sum()
+        wrong = per_day[
+            (per_day["present"] >= MIN_VALUES_FOR_COLUMN_RULE)
+            & (per_day["failed"] > max_share * per_day["present"])
+        ]
+        if len(wrong):
+            day = wrong.index[0]
+            n_failed, n_present = int(wrong.iloc[0]["failed"]), int(wrong.iloc[0]["present"])
+            example = raw.loc[failed & (raw["ds"] == day), col].iloc[0]
+            raise BatchValidationError(
+                f"{contract.table} ds={day}: rule type({col}) failed for the whole column: "
+                f"{n_failed} of {n_present} value(s) are not a {kind} (e.g. {example!r}); "
+                "nothing written",
+                table=contract.table,
+                days=list(wrong.index),
+            )
 
+
+# --- GX plumbing ---------------------------------------------------------------------
+
+
+def load_suite_json(path: Path) -> dict[str, Any]:
+    """The suite file as a dict (also read for its ``meta``)."""
     with open(path, encoding="utf-8") as fh:
-        return gx.ExpectationSuite(**json.load(fh))
+        data: dict[str, Any] = json.load(fh)
+    return data
 
 
-def _context(gx_dir: Path) -> Any:
+@cache
+def _context(gx_dir: str) -> Any:
     quiet_gx()
     import great_expectations as gx
     from great_expectations.data_context.types.base import ProgressBarsConfig
 
-    context = gx.get_context(mode="file", project_root_dir=str(gx_dir))
+    context = gx.get_context(mode="file", context_root_dir=gx_dir)
     context.variables.progress_bars = ProgressBarsConfig(globally=False)
+    context.variables.save()
     return context
 
 
-def _rule_name(config: Any) -> str:
-    kwargs = config.kwargs
-    target = kwargs.get("column") or ",".join(kwargs.get("column_list") or []) or "table"
-    return f"{config.type}({target})"
+@cache
+def _checkpoint(gx_dir: str, suite_path: str, mtime_ns: int, name: str) -> Any:
+    """Register the suite file, its validation definition and checkpoint (once per edit)."""
+    import great_expectations as gx
 
-
-def run_suite(df: pd.DataFrame, suite_path: Path, gx_dir: Path, table: str) -> Any:
-    """Validate ``df`` against the GX suite file; return the GX validation result."""
     context = _context(gx_dir)
-    source = context.data_sources.add_or_update_pandas("clm_batches")
+    payload = load_suite_json(Path(suite_path))
+    payload.pop("id", None)
+    suite = context.suites.add_or_update(gx.ExpectationSuite(**{**payload, "name": name}))
     try:
-        asset = source.get_asset(table)
+        source = context.data_sources.get("clm_batches")
+    except (KeyError, ValueError, LookupError):
+        source = context.data_sources.add_pandas("clm_batches")
+    try:
+        asset = source.get_asset(name)
     except LookupError:
-        asset = source.add_dataframe_asset(table)
+        asset = source.add_dataframe_asset(name)
     try:
         definition = asset.get_batch_definition("whole")
     except KeyError:
         definition = asset.add_batch_definition_whole_dataframe("whole")
-    batch = definition.get_batch(batch_parameters={"dataframe": df})
-    return batch.validate(_suite(str(suite_path)), result_format={"result_format": "COMPLETE"})
+    validation = context.validation_definitions.add_or_update(
+        gx.ValidationDefinition(name=name, data=definition, suite=suite)
+    )
+    return context.checkpoints.add_or_update(
+        gx.Checkpoint(
+            name=f"clm_{name}",
+            validation_definitions=[validation],
+            result_format={"result_format": "COMPLETE"},
+        )
+    )
+
+
+@dataclass
+class SuiteRun:
+    """One checkpoint run: the GX result and its identifier in the results store."""
+
+    result: Any
+    identifier: Any
+
+
+def run_suite(
+    df: pd.DataFrame, suite_path: Path, gx_dir: Path, name: str, run_name: str
+) -> SuiteRun:
+    """Validate ``df`` against the suite file through a GX Checkpoint.
+
+    The result is kept in the context's validation results store; call
+    :func:`publish_docs` to render it into the data docs.
+    """
+    from great_expectations.core.run_identifier import RunIdentifier
+
+    gx_dir.mkdir(parents=True, exist_ok=True)
+    checkpoint = _checkpoint(str(gx_dir), str(suite_path), suite_path.stat().st_mtime_ns, name)
+    outcome = checkpoint.run(
+        batch_parameters={"dataframe": df},
+        run_id=RunIdentifier(run_name=run_name, run_time=datetime.now(UTC)),
+    )
+    identifier, result = next(iter(outcome.run_results.items()))
+    return SuiteRun(result=result, identifier=identifier)
+
+
+def publish_docs(gx_dir: Path, identifiers: list[Any]) -> dict[Any, str]:
+    """Render stored validation results into the HTML data docs (one build for all).
+
+    Returns:
+        identifier -> ``file://`` URL of its page. Empty when the docs could not
+        be built: they are a view, the stored results are the record.
+    """
+    if not identifiers:
+        return {}
+    context = _context(str(gx_dir))
+    try:
+        context.build_data_docs(resource_identifiers=identifiers)
+        urls = {}
+        for identifier in identifiers:
+            sites = context.get_docs_sites_urls(resource_identifier=identifier)
+            if sites and sites[0].get("site_url"):
+                urls[identifier] = sites[0]["site_url"]
+        return urls
+    except Exception as exc:
+        log.warning("could not build the data docs under %s: %s", gx_dir, exc)
+        return {}
+
+
+def docs_index(gx_dir: Path) -> Path:
+    """The data docs home page."""
+    return gx_dir / "uncommitted" / "data_docs" / "local_site" / "index.html"
+
+
+def rule_name(config: Any) -> str:
+    """A readable name of an expectation: its description, else type(column)."""
+    if getattr(config, "description", None):
+        return str(config.description)
+    kwargs = config.kwargs
+    target = (
+        kwargs.get("column")
+        or ",".join(kwargs.get("column_list") or [])
+        or ",".join(filter(None, [kwargs.get("column_A"), kwargs.get("column_B")]))
+        or "table"
+    )
+    return f"{config.type}({target})"
+
+
+def _severity(config: Any) -> str:
+    severity = getattr(config, "severity", None)
+    return str(getattr(severity, "value", severity) or "critical")
+
+
+def _positions(indices: list[Any]) -> np.ndarray:
+    return np.asarray(
+        [i if isinstance(i, int | np.integer) else i.get("index") for i in indices], dtype=int
+    )
+
+
+def add_helper_columns(
+    typed: pd.DataFrame,
+    contract: Contract,
+    seen_before: pd.Series | None = None,
+    customers_first_ds: pd.Series | None = None,
+) -> pd.DataFrame:
+    """Add the helper columns GX rules refer to (see the module docstring).
+
+    Args:
+        typed: contract columns plus ``ds``.
+        seen_before: id -> first ds it landed on, over partitions outside this batch.
+        customers_first_ds: customer_id -> first ds it was validated on.
+    """
+    out = typed.copy()
+    days = pd.to_datetime(pd.Series(out["ds"], index=out.index).astype(str)).dt.tz_localize(UTC)
+    out["ds_start"] = days
+    out["ds_end"] = days + pd.Timedelta(days=1)
+    key = out[contract.key]
+    first_in_batch = out.groupby(key, dropna=True)["ds"].transform("min")
+    first = first_in_batch.where(key.notna(), out["ds"])
+    if seen_before is not None and len(seen_before):
+        earlier = key.map(seen_before)
+        earlier = earlier.where(earlier.notna(), date.max)
+        first = first.where(first <= earlier, earlier)
+    out["first_seen_ds"] = first.astype(object)
+    if contract.references:
+        known = (
+            out["customer_id"].map(customers_first_ds)
+            if customers_first_ds is not None
+            else pd.Series(None, index=out.index, dtype=object)
+        )
+        known = known.where(known.notna(), date.max)
+        out["known_customer"] = (known <= out["ds"]) | out["customer_id"].isna()
+    return out
 
 
 def validate_batch(
@@ -140,72 +395,214 @@ def validate_batch(
     suite_path: Path,
     gx_dir: Path,
     days: list[date],
-    results_dir: Path | None = None,
+    *,
+    malformed: pd.DataFrame | None = None,
+    seen_before: pd.Series | None = None,
+    customers_first_ds: pd.Series | None = None,
 ) -> ValidationOutcome:
     """Validate one or more days of a landing table in one GX run.
 
-    ``raw`` carries a ``ds`` column. Rules are per row or per (ds, id), so one
-    run over many days flags exactly the rows that day-by-day runs would.
+    ``raw`` carries a ``ds`` column. Rules are per row, per (ds, id) or per ds,
+    so one run over many days flags exactly the rows that day-by-day runs would.
+    ``malformed`` holds CSV lines that could not be split into fields; they go
+    to quarantine with their raw text.
 
     Raises:
-        BatchValidationError: a required column is missing, a required table is
-            empty on some day, or a table-level expectation fails.
+        BatchValidationError: a required column is missing or of the wrong type,
+            or a critical table-level expectation fails.
     """
-    label = f"{contract.table} ds={days[0]}" + (f"..{days[-1]}" if len(days) > 1 else "")
+    label = _label(contract.table, days)
     require_columns(raw, contract, label)
-    if contract.required_nonempty:
-        counts = raw.groupby("ds").size() if len(raw) else pd.Series(dtype=int)
-        empty = [d for d in days if int(counts.get(d, 0)) == 0]
-        if empty:
-            raise BatchValidationError(
-                f"{contract.table} ds={','.join(map(str, empty))}: rule required_nonempty failed: "
-                f"0 rows landed for a required table; nothing written"
-            )
+    check_storage_types(raw, contract, label)
     extra = sorted(set(raw.columns) - set(contract.columns) - {"ds"})
     if extra:
-        log.warning("%s: ignoring column(s) outside the contract: %s", label, extra)
+        log.warning("%s: column(s) outside the contract are not carried on: %s", label, extra)
 
+    meta = load_suite_json(suite_path).get("meta", {})
     raw = raw.reset_index(drop=True)
     typed, reasons = coerce(raw, contract)
     typed["ds"] = raw["ds"].to_numpy()
-    result = run_suite(typed, suite_path, gx_dir, contract.table)
+    _refuse_unparseable_columns(
+        raw,
+        typed,
+        contract,
+        float(meta.get("column_type_error_share", DEFAULT_COLUMN_TYPE_ERROR_SHARE)),
+    )
+    batch = add_helper_columns(typed, contract, seen_before, customers_first_ds)
+    run = run_suite(batch, suite_path, gx_dir, contract.table, label)
 
     rule_failures: dict[str, int] = {}
-    for item in result.results:
-        rule = _rule_name(item.expectation_config)
+    warnings: dict[date, Counter[str]] = {}
+    for item in run.result.results:
+        config = item.expectation_config
+        rule = rule_name(config)
         raised = (item.exception_info or {}).get("raised_exception")
-        indices = (item.result or {}).get("unexpected_index_list")
-        if raised or (not item.success and indices is None):
-            message = (item.exception_info or {}).get("exception_message") or "table-level rule"
+        if raised:
+            message = (item.exception_info or {}).get("exception_message")
             raise BatchValidationError(
-                f"{label}: rule {rule} failed for the whole batch ({message}); "
-                f"{len(raw)} row(s) refused, nothing written"
+                f"{label}: rule {rule} could not run ({message}); "
+                f"{len(raw)} row(s) refused, nothing written",
+                table=contract.table,
+                days=days,
             )
-        if not item.success and indices:
-            positions = np.asarray(
-                [i if isinstance(i, int | np.integer) else i.get("index") for i in indices]
-            )
+        if item.success:
+            continue
+        result = item.result or {}
+        indices = result.get("unexpected_index_list")
+        severity = _severity(config)
+        if indices is None:  # a table-level rule
+            if severity == "critical":
+                raise BatchValidationError(
+                    f"{label}: rule {rule} failed for the whole batch "
+                    f"(observed {result.get('observed_value')!r}); "
+                    f"{len(raw)} row(s) refused, nothing written",
+                    table=contract.table,
+                    days=days,
+                    identifier=run.identifier,
+                )
+            for day in days:
+                warnings.setdefault(day, Counter())[rule] += 1
+            continue
+        positions = _positions(indices)
+        if severity == "critical":
             reasons.iloc[positions] = reasons.iloc[positions] + rule + ";"
             rule_failures[rule] = len(positions)
+        else:
+            for day, count in Counter(batch["ds"].to_numpy()[positions]).items():
+                warnings.setdefault(day, Counter())[rule] += int(count)
+            log.warning("%s: %d row(s) flagged by %s", label, len(positions), rule)
 
     for rule, count in rule_failures.items():
         log.info("%s: %d row(s) failed %s", label, count, rule)
-    if results_dir is not None:
-        results_dir.mkdir(parents=True, exist_ok=True)
-        (results_dir / f"{contract.table}.json").write_text(
-            json.dumps(result.describe_dict(), default=str, indent=1), encoding="utf-8"
-        )
 
     bad = reasons != ""
-    quarantine = raw[bad].astype("string").astype(object)
-    quarantine["reason"] = reasons[bad].str.rstrip(";")
+    columns = list(contract.columns)
+    quarantine = (
+        pd.DataFrame({c: (raw.loc[bad, c] if c in raw.columns else None) for c in columns})
+        .astype("string")
+        .astype(object)
+    )
+    quarantine = quarantine.where(quarantine.notna(), None)
+    quarantine["raw_line"] = None
+    quarantine["reason"] = reasons[bad].str.rstrip(";").to_numpy()
     quarantine["ds"] = raw.loc[bad, "ds"].to_numpy()
+    if malformed is not None and len(malformed):
+        lines = pd.DataFrame({c: None for c in columns}, index=range(len(malformed)), dtype=object)
+        lines["raw_line"] = malformed["raw_line"].to_numpy()
+        lines["reason"] = (malformed["file"] + ": " + malformed["reason"]).to_numpy()
+        lines["ds"] = malformed["ds"].to_numpy()
+        quarantine = pd.concat([quarantine, lines], ignore_index=True)
+        rule_failures["csv: wrong number of fields"] = len(malformed)
     valid = typed[~bad].reset_index(drop=True)
-    stats = result.statistics if isinstance(result.statistics, dict) else {}
     return ValidationOutcome(
         valid=valid,
         quarantine=quarantine.reset_index(drop=True),
         rule_failures=rule_failures,
-        gx_success=bool(result.success),
-        gx_statistics=stats,
+        warnings={d: dict(c) for d, c in warnings.items()},
+        extra_columns=extra,
+        identifier=run.identifier,
+        gx_success=bool(run.result.success),
     )
+
+
+def trailing_volume(counts: pd.DataFrame, window: int = 7) -> pd.DataFrame:
+    """Row counts per (table, ds) with the mean of the ``window`` calendar days before.
+
+    ``counts`` has columns table, ds, rows and may hold history before the
+    days to check; missing days count as 0 rows.
+    """
+    out = []
+    for table, group in counts.groupby("table"):
+        by_day = dict(zip(group["ds"], group["rows"], strict=True))
+        first = min(by_day)
+        for day, rows in by_day.items():
+            before = [day - timedelta(days=i) for i in range(1, window + 1)]
+            known = [by_day.get(d, 0) for d in before if d >= first]
+            mean = float(np.mean(known)) if known else None
+            out.append(
+                {
+                    "table": table,
+                    "ds": day,
+                    "rows": int(rows),
+                    "trailing_mean_7d": mean,
+                    "ratio": (rows / mean) if mean else None,
+                }
+            )
+    return pd.DataFrame(out, columns=["table", "ds", "rows", "trailing_mean_7d", "ratio"])
+
+
+def check_volume(
+    volume: pd.DataFrame, suite_path: Path, gx_dir: Path, days: list[date]
+) -> tuple[dict[tuple[str, date], dict[str, int]], Any]:
+    """Validate daily row counts against the volume suite.
+
+    Returns:
+        Warnings per (table, ds) as rule -> 1, and the stored result's identifier.
+
+    Raises:
+        BatchValidationError: a critical volume rule failed (an empty required table).
+    """
+    run = run_suite(
+        volume.reset_index(drop=True), suite_path, gx_dir, "volume", _label("volume", days)
+    )
+    flags: dict[tuple[str, date], dict[str, int]] = {}
+    for item in run.result.results:
+        if item.success:
+            continue
+        config = item.expectation_config
+        rule = rule_name(config)
+        positions = _positions((item.result or {}).get("unexpected_index_list") or [])
+        rows = volume.reset_index(drop=True).iloc[positions]
+        if _severity(config) == "critical":
+            first = rows.iloc[0]
+            raise BatchValidationError(
+                f"{first['table']} ds={first['ds']}: rule {rule} failed: "
+                f"{int(first['rows'])} row(s) landed"
+                + (
+                    f" against a trailing 7-day mean of {first['trailing_mean_7d']:.1f}"
+                    if pd.notna(first["trailing_mean_7d"])
+                    else ""
+                )
+                + "; nothing written",
+                table=str(first["table"]),
+                days=sorted(set(rows["ds"])),
+                identifier=run.identifier,
+            )
+        for table, day in zip(rows["table"], rows["ds"], strict=True):
+            flags.setdefault((table, day), {})[rule] = 1
+            log.warning("%s ds=%s: flagged by %s", table, day, rule)
+    return flags, run.identifier
+
+
+def check_output(
+    frame: pd.DataFrame, suite_path: Path, gx_dir: Path, name: str, ds: date
+) -> str | None:
+    """Validate a table the pipeline wrote itself; any critical failure refuses it.
+
+    Returns:
+        The data docs URL of the run.
+
+    Raises:
+        BatchValidationError: naming the table, ds, every failed rule and its count.
+    """
+    batch = frame.reset_index(drop=True)
+    run = run_suite(batch, suite_path, gx_dir, name, _label(name, [ds]))
+    failed = []
+    for item in run.result.results:
+        if item.success or _severity(item.expectation_config) != "critical":
+            continue
+        result = item.result or {}
+        count = result.get("unexpected_count", result.get("observed_value"))
+        failed.append(f"{rule_name(item.expectation_config)} ({count})")
+    url = publish_docs(gx_dir, [run.identifier]).get(run.identifier)
+    if failed:
+        err = BatchValidationError(
+            f"{name} ds={ds}: output check failed: {'; '.join(failed)}; "
+            f"{len(batch)} row(s) not written",
+            table=name,
+            days=[ds],
+            identifier=run.identifier,
+        )
+        err.docs_url = url
+        raise err
+    return url

@@ -38,6 +38,11 @@ _DDL = {
         challenger_score DOUBLE NOT NULL, champion_version VARCHAR, champion_score DOUBLE,
         decision VARCHAR NOT NULL, reasons VARCHAR NOT NULL, run_id VARCHAR NOT NULL,
         PRIMARY KEY (ds, model_name)""",
+    "validation_runs": """
+        ds DATE NOT NULL, table_name VARCHAR NOT NULL, landed BIGINT NOT NULL,
+        validated BIGINT NOT NULL, quarantined BIGINT NOT NULL, success BOOLEAN NOT NULL,
+        status VARCHAR NOT NULL, failures VARCHAR NOT NULL, warnings VARCHAR NOT NULL,
+        error VARCHAR, docs_url VARCHAR, PRIMARY KEY (ds, table_name)""",
 }
 
 
@@ -89,6 +94,35 @@ def replace_partition(url: str, table: str, frame: pd.DataFrame, **keys: Any) ->
             con.execute("ROLLBACK")
             raise
     log.info("%s: replaced partition %s with %d row(s)", table, keys, len(frame))
+    return len(frame)
+
+
+def table_columns(url: str, table: str) -> list[str]:
+    """Column names of a warehouse table, in order."""
+    with connect(url) as con:
+        return [r[0] for r in con.execute(f"DESCRIBE {table}").fetchall()]
+
+
+def replace_rows(url: str, table: str, frame: pd.DataFrame, key: tuple[str, ...]) -> int:
+    """Upsert ``frame`` by ``key``: delete rows with the same key, then insert, in one transaction.
+
+    Raises:
+        ValueError: if ``table`` is unknown.
+    """
+    if table not in _DDL:
+        raise ValueError(f"unknown warehouse table {table!r}")
+    with connect(url) as con:
+        columns = [r[0] for r in con.execute(f"DESCRIBE {table}").fetchall()]
+        con.register("incoming", frame[columns])
+        match = " AND ".join(f"{table}.{k} = incoming.{k}" for k in key)
+        con.execute("BEGIN TRANSACTION")
+        try:
+            con.execute(f"DELETE FROM {table} WHERE EXISTS (SELECT 1 FROM incoming WHERE {match})")
+            con.execute(f"INSERT INTO {table} SELECT * FROM incoming")
+            con.execute("COMMIT")
+        except Exception:
+            con.execute("ROLLBACK")
+            raise
     return len(frame)
 
 
