@@ -6,6 +6,7 @@ import json
 import logging
 import time
 from datetime import date, timedelta
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
@@ -26,6 +27,12 @@ models_app = typer.Typer(
     help="Champions, promotion history and rollback.", invoke_without_command=True
 )
 app.add_typer(models_app, name="models")
+import_app = typer.Typer(
+    help="Import a real transaction log into landing (orders and customers, one partition "
+    "per day). Then run `clm run` over the printed days.",
+    no_args_is_help=True,
+)
+app.add_typer(import_app, name="import")
 console = Console()
 log = logging.getLogger("clm")
 
@@ -313,6 +320,169 @@ def _print_segments(settings: Settings, ds: date | None) -> None:
     for _, row in stages.iterrows():
         st.add_row(row.lifecycle_stage, row.next_best_action, f"{row.n:,}")
     console.print(st)
+
+
+def _print_import(report: Any, seconds: float) -> None:
+    table = Table(title=f"Import of {report.source}", show_header=False)
+    table.add_column("what")
+    table.add_column("count", justify="right")
+    rows = [
+        ("lines read", report.lines_read),
+        ("  without a customer id (left out)", report.lines_without_customer),
+        ("  rejected: unparseable (see rejects file)", report.lines_rejected),
+        ("  malformed CSV lines (see rejects file)", report.malformed_lines),
+        ("  cancellation lines", report.cancellation_lines),
+        ("  sale lines", report.sale_lines),
+        ("orders landed", report.orders),
+        ("  completed", report.completed_orders),
+        ("  cancelled", report.cancelled_orders),
+        ("customers landed", report.customers),
+        ("  already landed earlier (skipped)", report.customers_already_landed),
+        ("days", report.days),
+    ]
+    for label, value in rows:
+        table.add_row(label, f"{value:,}")
+    console.print(table)
+    for note in report.notes:
+        console.print(f"[yellow]note:[/] {note}")
+    if report.rejected_path:
+        console.print(f"Rejected lines: {report.rejected_path}")
+    if report.first_day:
+        console.print(
+            f"[green]Landed[/] {report.first_day}..{report.last_day} in {seconds:.1f}s. Next: "
+            f"[bold]clm run --start {report.first_day} --end {report.last_day}[/] "
+            "(or trigger clm_ingest in the Airflow UI)"
+        )
+
+
+def _import(call: Any) -> None:
+    from clm.importers import ImportInputError
+
+    started = time.perf_counter()
+    try:
+        with console.status("importing") as status:
+            report = call(status.update)
+    except ImportInputError as exc:
+        console.print(f"[red]cannot import:[/] {exc}")
+        raise typer.Exit(2) from exc
+    _print_import(report, time.perf_counter() - started)
+
+
+@import_app.command("transactions")
+def import_transactions(
+    path: Annotated[Path, typer.Argument(help="CSV or Parquet file, gzip allowed.")],
+    customer: Annotated[str, typer.Option(help="Column with the customer id.")],
+    timestamp: Annotated[str, typer.Option(help="Column with the transaction time.")],
+    amount: Annotated[
+        str | None, typer.Option(help="Column with the line amount (or use --price).")
+    ] = None,
+    price: Annotated[
+        str | None, typer.Option(help="Column with the unit price; amount = quantity x price.")
+    ] = None,
+    order_id: Annotated[
+        str | None,
+        typer.Option(
+            help="Column with the order id; lines sum into orders. Default: one "
+            "order per customer and timestamp."
+        ),
+    ] = None,
+    quantity: Annotated[str | None, typer.Option(help="Column with the quantity.")] = None,
+    category: Annotated[str | None, typer.Option(help="Column with the category.")] = None,
+    country: Annotated[str | None, typer.Option(help="Column with the country.")] = None,
+    timezone: Annotated[
+        str, typer.Option(help="Zone of timestamps that carry none, e.g. Europe/London.")
+    ] = "UTC",
+    cancel_prefix: Annotated[
+        str | None, typer.Option(help="Order ids starting with this are cancellations.")
+    ] = None,
+    skip_bad_rows: Annotated[
+        bool,
+        typer.Option(help="Set unparseable lines aside in a rejects file instead of failing."),
+    ] = False,
+) -> None:
+    """Import any transaction log: map its columns onto orders and customers."""
+    from clm.importers import ColumnMap
+    from clm.importers import import_transactions as run_import
+
+    settings = _setup()
+    mapping = ColumnMap(
+        customer=customer,
+        timestamp=timestamp,
+        amount=amount,
+        price=price,
+        order_id=order_id,
+        quantity=quantity,
+        category=category,
+        country=country,
+    )
+    _import(
+        lambda progress: run_import(
+            path,
+            settings.landing_dir,
+            mapping,
+            timezone=timezone,
+            cancel_prefix=cancel_prefix,
+            skip_bad_rows=skip_bad_rows,
+            progress=progress,
+        )
+    )
+
+
+@import_app.command("online-retail")
+def import_online_retail(
+    path: Annotated[
+        Path,
+        typer.Argument(help="The UCI file, e.g. ../shared/data/online_retail/online_retail.csv.gz"),
+    ],
+) -> None:
+    """Import the UCI Online Retail file (invoices, 'C' cancellations, UK local time)."""
+    from clm.importers import import_online_retail as run_import
+
+    settings = _setup()
+    _import(lambda progress: run_import(path, settings.landing_dir, progress=progress))
+
+
+@app.command()
+def validations(
+    ds: Annotated[str | None, typer.Option(help="Day (default: the latest validated).")] = None,
+) -> None:
+    """Print the validation runs of a day: counts per table, failures, flags, data docs."""
+    from clm import warehouse
+    from clm.validation import docs_index
+
+    settings = _setup()
+    day = _date(ds, "--ds") if ds else None
+    if day is None:
+        latest = warehouse.query(settings.warehouse, "SELECT MAX(ds) AS ds FROM validation_runs")
+        if latest.empty or latest.ds.isna().all():
+            console.print("[yellow]no validation runs yet: run `clm run` or `clm demo` first[/]")
+            raise typer.Exit(1)
+        day = latest.ds.iloc[0].date()
+    runs = warehouse.query(
+        settings.warehouse,
+        "SELECT * FROM validation_runs WHERE ds = ? ORDER BY table_name",
+        [day],
+    )
+    table = Table(title=f"Validation on {day}")
+    for col in ("table", "status", "landed", "validated", "quarantined", "failures", "warnings"):
+        table.add_column(
+            col, justify="right" if col in {"landed", "validated", "quarantined"} else "left"
+        )
+    for _, row in runs.iterrows():
+        colour = {"passed": "green", "quarantined": "yellow"}.get(row.status, "red")
+        table.add_row(
+            row.table_name,
+            f"[{colour}]{row.status}[/]",
+            f"{row.landed:,}",
+            f"{row.validated:,}",
+            f"{row.quarantined:,}",
+            ", ".join(f"{k}: {v}" for k, v in json.loads(row.failures).items()) or "-",
+            ", ".join(f"{k}" for k in json.loads(row.warnings)) or "-",
+        )
+    console.print(table)
+    for _, row in runs[runs.status == "failed"].iterrows():
+        console.print(f"[red]{row.table_name}:[/] {row.error}")
+    console.print(f"Data docs: {docs_index(settings.gx_dir)}")
 
 
 @app.command()

@@ -79,7 +79,7 @@ class Landed:
     files: list[Path]
 
 
-def _sha256(path: Path) -> str:
+def sha256_file(path: Path) -> str:
     digest = hashlib.sha256()
     with open(path, "rb") as fh:
         for block in iter(lambda: fh.read(1 << 20), b""):
@@ -89,7 +89,7 @@ def _sha256(path: Path) -> str:
 
 def content_hash(paths: Iterable[Path]) -> str:
     """Identity of files by name and content (sha256), independent of modification time."""
-    return "|".join(f"{p.name}:{_sha256(p)}" for p in sorted(paths))
+    return "|".join(f"{p.name}:{sha256_file(p)}" for p in sorted(paths))
 
 
 def _first_bad_utf8(path: Path) -> str:
@@ -104,7 +104,7 @@ def _first_bad_utf8(path: Path) -> str:
     return "an unknown position"
 
 
-def _read_csv(path: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
+def read_csv_strings(path: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Read a CSV (optionally gzip) with every column as a string.
 
     Lines with the wrong number of fields are kept aside, not dropped: they
@@ -176,7 +176,7 @@ def read_landed(root: Path, table: str, ds: date) -> Landed:
     if len(files) > 1:
         seen: dict[str, Path] = {}
         for path in files:
-            digest = _sha256(path)
+            digest = sha256_file(path)
             if digest in seen:
                 raise BatchError(
                     f"{table} ds={ds}: {path.name} and {seen[digest].name} have identical "
@@ -189,7 +189,7 @@ def read_landed(root: Path, table: str, ds: date) -> Landed:
             if path.suffix == ".parquet":
                 frames.append(pq.read_table(path).to_pandas())
             else:
-                frame, bad = _read_csv(path)
+                frame, bad = read_csv_strings(path)
                 frames.append(frame)
                 malformed.append(bad)
         except BatchError as exc:
