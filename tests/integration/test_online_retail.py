@@ -1,0 +1,67 @@
+"""The whole UCI Online Retail file through `clm import online-retail` and the GX gate.
+
+The expected counts are the ones in ../shared/data/online_retail/README.md.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+
+import duckdb
+import pytest
+
+from clm.importers import import_online_retail
+from clm.ingest import ingest
+from clm.settings import PROJECT_ROOT, Settings
+from clm.warehouse import query
+
+SOURCE = PROJECT_ROOT.parent / "shared" / "data" / "online_retail" / "online_retail.csv.gz"
+
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(not SOURCE.exists(), reason=f"{SOURCE} is not there"),
+]
+
+
+def test_import_and_ingest_match_the_readme(settings: Settings) -> None:
+    report = import_online_retail(SOURCE, settings.landing_dir)
+    # README: 541,909 rows; 135,080 without a customer id; 9,288 cancellation rows
+    # (383 of them without a customer id); after cleaning 397,924 lines, 18,536 invoices.
+    assert report.lines_read == 541_909
+    assert report.lines_without_customer == 135_080
+    assert report.cancellation_lines == 9_288 - 383
+    assert report.sale_lines == 397_924
+    assert report.lines_without_customer + report.cancellation_lines + report.sale_lines == (
+        report.lines_read
+    )
+    assert report.completed_orders == 18_536
+    assert report.customers == 4_372  # README: 4,372 customer ids
+    assert report.notes == []  # the sha256 matches the README's
+
+    result = ingest(settings, date(2011, 12, 9))
+    assert len(result.days) == report.days == 305
+    runs = query(
+        settings.warehouse,
+        "SELECT table_name, sum(landed) AS landed, sum(validated) AS validated, "
+        "sum(quarantined) AS quarantined FROM validation_runs GROUP BY 1",
+    ).set_index("table_name")
+    assert (runs.landed == runs.validated + runs.quarantined).all()
+    assert runs.loc["orders", "landed"] == report.orders == 22_190
+    assert runs.loc["customers", "validated"] == 4_372
+
+    orders = duckdb.sql(
+        f"SELECT * FROM read_parquet('{settings.validated_dir}/orders/*/*.parquet')"
+    ).df()
+    bad = duckdb.sql(
+        f"SELECT * FROM read_parquet('{settings.quarantine_dir}/orders/*/*.parquet')"
+    ).df()
+    completed = orders[orders.status == "completed"]
+    # The 4 invoices made only of zero-price lines break `amount > 0`: quarantined, not lost.
+    assert len(bad) == 4 and bad.reason.eq("amount is not in (0, 1000000]").all()
+    assert len(completed) + len(bad) == 18_536
+    customers = set(completed.customer_id) | set(bad.customer_id)
+    assert len(customers) == 4_339  # README: 4,339 customers after cleaning
+
+    again = import_online_retail(SOURCE, settings.landing_dir)  # re-import: same bytes
+    assert again.as_dict() == report.as_dict()
+    assert ingest(settings, date(2011, 12, 9)).days == []
