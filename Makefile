@@ -15,7 +15,7 @@ help: ## List the targets
 $(STAMP): requirements.lock pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check uv==0.13.8
-	$(BIN)/uv pip sync --quiet --python $(BIN)/python requirements.lock
+	$(BIN)/uv pip sync --quiet --compile-bytecode --python $(BIN)/python requirements.lock
 	$(BIN)/uv pip install --quiet --python $(BIN)/python --no-deps -e .
 	@touch $(STAMP)
 
@@ -56,8 +56,9 @@ up: ## Start the production topology (docker compose; needs a Docker engine)
 down: ## Stop the production topology
 	docker compose down
 
-bench: setup ## Time the simulator (more benchmarks arrive with later issues)
+bench: setup ## Time the simulator and the GX gate (ingest) at 10k and 100k customers
 	$(BIN)/python -m benchmarks.simulate
+	$(BIN)/python -m benchmarks.ingest
 
 clean: ## Delete CLM_HOME (all pipeline state); keeps .venv
 	rm -rf $(CLM_HOME)
