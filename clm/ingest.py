@@ -42,6 +42,7 @@ from clm.validation import (
     BatchValidationError,
     ValidationOutcome,
     check_volume,
+    docs_index,
     publish_docs,
     require_columns,
     trailing_volume,
@@ -370,6 +371,7 @@ def ingest(settings: Settings, ds: date) -> IngestReport:
             "rows": {t: landed_rows[(t, day)] for t in LANDING_TABLES},
         }
     _save_manifest(settings, manifest)
+    log.info("data docs: %s", docs_index(settings.gx_dir))
     return report
 
 

@@ -5,9 +5,15 @@ Runs daily. Every landed day that has not been ingested as it is now (new, or
 re-landed) is validated against the suites in `expectations/`:
 
 * passing rows go to `validated/<table>/ds=...`;
-* failing rows go to `quarantine/<table>/ds=...` with a `reason` column;
-* a batch-level failure (a missing column, an unreadable file, no orders for a
-  day) fails the task with the table, ds, rule and counts, and writes nothing.
+* rows failing a `critical` row rule go to `quarantine/<table>/ds=...` with a
+  `reason` column naming every rule they broke;
+* a batch-level failure (a missing or renamed column, a whole column of the
+  wrong type, an unreadable, empty or duplicated file, no orders for a day)
+  fails the task with the table, ds, rule and counts, and writes nothing;
+* `warning` rules (an empty day, a 10x volume spike) only flag.
+
+Counts, flags and a link to the GX data docs go to the warehouse table
+`validation_runs`, one row per table and day; `clm validations` prints it.
 
 A first run processes all pending landed days at once; a daily run finds one.
 Updates the Asset `clm_validated`, which triggers `clm_features`.

@@ -4,7 +4,9 @@
 Triggered by the Asset `clm_features`. Loads `models:/clm-churn@champion` and
 `models:/clm-clv@champion`, scores every customer with a completed order, and
 assigns lifecycle stage, value tier, RFM segment, segment, next best action
-and the top churn reasons (tree SHAP). Replaces the ds partition of
+and the top churn reasons (tree SHAP). The output suite
+`expectations/customer_segments.json` checks the rows first; if it fails,
+nothing is written and the task fails. Then it replaces the ds partition of
 `customer_segments`, `segment_summary` and `segment_transitions` in one
 transaction each. Updates the Asset `clm_segments`.
 """

@@ -141,6 +141,13 @@ def test_ingest_accounts_for_every_landed_row(pipeline) -> None:
     dirty = pd.read_parquet(settings.truth_dir / "dirty_rows.parquet")
     quarantined = pd.read_parquet(settings.quarantine_dir / "orders")
     assert set(dirty.loc[dirty.table == "orders", "id"]) <= set(quarantined["order_id"])
+    runs = warehouse.query(settings.warehouse, "SELECT * FROM validation_runs")
+    landing = runs[runs.table_name != "customer_segments"]
+    assert (landing.landed == landing.validated + landing.quarantined).all()
+    assert landing.ds.nunique() == len(list((settings.landing_dir / "orders").iterdir()))
+    assert landing.docs_url.str.startswith("file://").all()
+    scored = runs[runs.table_name == "customer_segments"]  # the output suite ran every day
+    assert len(scored) == 3 and scored.success.all()
 
 
 def test_rerunning_a_day_gives_the_same_rows(pipeline) -> None:

@@ -16,6 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
+from urllib.parse import unquote
 
 import pandas as pd
 import pytest
@@ -23,7 +24,7 @@ import pytest
 from clm.ingest import ingest, pending_days
 from clm.io import partition_dir, read_partition, sha256_file
 from clm.settings import Settings
-from clm.validation import BatchValidationError
+from clm.validation import BatchValidationError, docs_index
 from clm.warehouse import query
 
 D0, D1 = date(2024, 3, 1), date(2024, 3, 2)
@@ -382,5 +383,6 @@ def test_data_docs_are_built_and_linked(shop: Settings) -> None:
     runs = query(shop.warehouse, "SELECT docs_url FROM validation_runs WHERE ds = ?", [D1])
     for url in runs.docs_url:
         assert url.startswith("file://")
-        page = Path(url.removeprefix("file://").replace("%20", " ").replace("%3D", "="))
-        assert page.exists() and "order" in page.read_text() or "customer" in page.read_text()
+        page = Path(unquote(url.removeprefix("file://")))
+        assert page.exists() and "Validation Results" in page.read_text()
+    assert docs_index(shop.gx_dir).exists()

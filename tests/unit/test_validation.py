@@ -7,7 +7,13 @@ import pytest
 
 from clm.contracts import CONTRACTS
 from clm.settings import PROJECT_ROOT
-from clm.validation import BatchValidationError, check_volume, trailing_volume, validate_batch
+from clm.validation import (
+    BatchValidationError,
+    check_output,
+    check_volume,
+    trailing_volume,
+    validate_batch,
+)
 
 DS = date(2024, 5, 1)
 SUITES = PROJECT_ROOT / "expectations"
@@ -99,3 +105,29 @@ def test_empty_required_table_fails_the_volume_check(tmp_path: Path) -> None:
     volume = volume[~((volume["table"] == "orders") & (volume["ds"] == DS))]
     flags, _ = check_volume(volume, SUITES / "volume.json", tmp_path, [DS])
     assert flags == {("events", DS): {"volume above 10x the trailing 7-day mean": 1}}
+
+
+def test_output_suite_refuses_a_bad_segment_table(tmp_path: Path) -> None:
+    good = pd.DataFrame(
+        {
+            "ds": [DS, DS],
+            "customer_id": ["c1", "c2"],
+            "lifecycle_stage": ["active", "lapsed"],
+            "churn_probability": [0.2, 0.9],
+            "expected_spend": [10.0, 0.0],
+            "value_tier": ["high", "low"],
+            "rfm_segment": ["Champions", "Lost"],
+            "segment": ["high_value_healthy", "low_value_lapsed"],
+            "next_best_action": ["cross_sell", "no_action"],
+            "top_reasons": ["a;b;c", "a;b;c"],
+            "churn_model_version": ["1", "1"],
+            "clv_model_version": ["2", "2"],
+        }
+    )
+    suite = SUITES / "customer_segments.json"
+    assert check_output(good, suite, tmp_path, "customer_segments", DS).startswith("file://")
+    bad = good.assign(churn_probability=[1.5, 0.9], customer_id=["c1", "c1"])
+    with pytest.raises(BatchValidationError) as err:
+        check_output(bad, suite, tmp_path, "customer_segments", DS)
+    assert "churn_probability is not in [0, 1] (1)" in str(err.value)
+    assert "customer_id scored twice (2)" in str(err.value)
