@@ -24,8 +24,9 @@ setup: $(STAMP) ## Create .venv and install the pinned dependencies (quick when 
 demo: setup ## Simulate a shop, run it through Airflow with weekly training, print a summary
 	$(BIN)/clm demo
 
-test: setup ## Run the whole test suite (ruff, unit, DAG integrity, end to end)
+test: setup ## Run the whole test suite (ruff, mypy, unit, DAG integrity, end to end)
 	$(BIN)/ruff check .
+	$(BIN)/mypy
 	$(BIN)/pytest -q
 
 test-fast: setup ## Run the tests without the slow end-to-end ones

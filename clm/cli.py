@@ -280,15 +280,23 @@ def _summary(settings: Settings, records: list[Any], last: date, seconds: float)
     )
 
 
+def _latest_ds(settings: Settings, table: str, what: str) -> date:
+    """The latest ds in a warehouse table, or exit with a hint when there is none."""
+    from clm import warehouse
+
+    latest = warehouse.query(settings.warehouse, f"SELECT MAX(ds) AS ds FROM {table}")
+    if latest.empty or latest.ds.isna().all():
+        console.print(f"[yellow]no {what} yet: run `clm run` or `clm demo` first[/]")
+        raise typer.Exit(1)
+    day: date = latest.ds.iloc[0].date()
+    return day
+
+
 def _print_segments(settings: Settings, ds: date | None) -> None:
     from clm import warehouse
 
     if ds is None:
-        latest = warehouse.query(settings.warehouse, "SELECT MAX(ds) AS ds FROM segment_summary")
-        if latest.empty or latest.ds.isna().all():
-            console.print("[yellow]no segments yet: run `clm run` or `clm demo` first[/]")
-            raise typer.Exit(1)
-        ds = latest.ds.iloc[0].date()
+        ds = _latest_ds(settings, "segment_summary", "segments")
     summary = warehouse.query(
         settings.warehouse, "SELECT * FROM segment_summary WHERE ds = ? ORDER BY segment", [ds]
     )
@@ -451,13 +459,7 @@ def validations(
     from clm.validation import docs_index
 
     settings = _setup()
-    day = _date(ds, "--ds") if ds else None
-    if day is None:
-        latest = warehouse.query(settings.warehouse, "SELECT MAX(ds) AS ds FROM validation_runs")
-        if latest.empty or latest.ds.isna().all():
-            console.print("[yellow]no validation runs yet: run `clm run` or `clm demo` first[/]")
-            raise typer.Exit(1)
-        day = latest.ds.iloc[0].date()
+    day = _date(ds, "--ds") if ds else _latest_ds(settings, "validation_runs", "validation runs")
     runs = warehouse.query(
         settings.warehouse,
         "SELECT * FROM validation_runs WHERE ds = ? ORDER BY table_name",

@@ -261,10 +261,10 @@ def import_transactions(
         report.rejected_path = str(rejects_path)
     report.lines_rejected = int(rejected.sum())
     if len(malformed) and not skip_bad_rows:
-        first = malformed.iloc[0]
+        reason, raw_line = malformed["reason"].iloc[0], malformed["raw_line"].iloc[0]
         raise ImportInputError(
-            f"{path.name}: {len(malformed)} malformed line(s), e.g. {first['reason']}: "
-            f"{first['raw_line']!r}. Fix the file, or pass --skip-bad-rows (rejects written to "
+            f"{path.name}: {len(malformed)} malformed line(s), e.g. {reason}: "
+            f"{raw_line!r}. Fix the file, or pass --skip-bad-rows (rejects written to "
             f"{report.rejected_path})."
         )
 

@@ -221,7 +221,8 @@ def _reason_counts(quarantine: pd.DataFrame) -> dict[date, dict[str, int]]:
     out: dict[date, dict[str, int]] = {}
     if quarantine.empty:
         return out
-    for day, group in quarantine.groupby("ds"):
+    for key, group in quarantine.groupby("ds"):
+        day: date = key  # type: ignore[assignment]
         counts: Counter[str] = Counter()
         for reason, raw_line in zip(group["reason"], group["raw_line"], strict=True):
             if raw_line is not None and not pd.isna(raw_line):

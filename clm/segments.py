@@ -46,7 +46,7 @@ def load_rules(path: Path) -> dict[str, Any]:
 def _quintile(values: pd.Series, higher_is_better: bool = True) -> pd.Series:
     """Scores 1..5 by rank; ties broken by position so the result is deterministic."""
     ranks = values.rank(method="first", ascending=higher_is_better)
-    return np.ceil(ranks / len(values) * 5).clip(1, 5).astype(int)
+    return pd.Series(np.ceil(ranks / len(values) * 5).clip(1, 5).astype(int), index=values.index)
 
 
 def lifecycle_stage(frame: pd.DataFrame, rules: dict[str, Any], horizon_days: int) -> pd.Series:

@@ -241,7 +241,7 @@ def simulate_shop(
             kinds = rng.integers(0, 4, len(bad))
             for i, kind in zip(bad, kinds, strict=True):
                 col, value = [
-                    ("amount", -abs(float(orders.at[i, "amount"]))),
+                    ("amount", -abs(float(orders["amount"].iloc[i]))),
                     ("discount", 1.5),
                     ("status", "unknown"),
                     ("customer_id", None),

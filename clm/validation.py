@@ -169,6 +169,7 @@ def coerce(raw: pd.DataFrame, contract: Contract) -> tuple[pd.DataFrame, pd.Seri
             typed[col] = pd.Series(pd.NA, index=raw.index, dtype="object")
             continue
         values = raw[col]
+        out: pd.Series
         if kind == "timestamp":
             out = pd.to_datetime(values, utc=True, errors="coerce", format="mixed")
         elif kind == "float":

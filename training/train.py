@@ -223,7 +223,9 @@ def train(
     setup_mlflow(settings)
     client = mlflow.MlflowClient()
     result = TrainResult(
-        ds=ds.isoformat(), split=data.split, rows=data.frame["role"].value_counts().to_dict()
+        ds=ds.isoformat(),
+        split=data.split,
+        rows={str(k): int(v) for k, v in data.frame["role"].value_counts().items()},
     )
     sha = git_sha()
 
