@@ -298,17 +298,50 @@ def ingest(settings: Settings, ds: date) -> IngestReport:
         log.info("ingest up to %s: nothing pending", ds)
         return report
     log.info("ingest up to %s: %d pending day(s) %s..%s", ds, len(days), days[0], days[-1])
+    chunks = _chunks(settings, days)
+    for number, chunk in enumerate(chunks, start=1):
+        if len(chunks) > 1:
+            log.info("chunk %d/%d: %s..%s", number, len(chunks), chunk[0], chunk[-1])
+        _ingest_days(settings, chunk, manifest, report)
+    log.info("data docs: %s", docs_index(settings.gx_dir))
+    return report
 
+
+def _chunks(settings: Settings, days: list[date]) -> list[list[date]]:
+    """Split pending days into runs of at most ``ingest_chunk_mb`` of landing files.
+
+    Rules look at one day, or at earlier days that earlier chunks have already
+    written, so chunked and unchunked runs write the same partitions.
+    """
+    budget = settings.ingest_chunk_mb * 2**20
+    chunks: list[list[date]] = [[]]
+    size = 0
+    for day in days:
+        day_size = sum(p.stat().st_size for p in _landing_files(settings, day))
+        if chunks[-1] and size + day_size > budget:
+            chunks.append([])
+            size = 0
+        chunks[-1].append(day)
+        size += day_size
+    return chunks
+
+
+def _ingest_days(
+    settings: Settings,
+    days: list[date],
+    manifest: dict[str, dict[str, Any]],
+    report: IngestReport,
+) -> None:
+    """Validate ``days`` in one GX run per table, write them, record them; add to ``report``."""
     landed_rows: dict[tuple[str, date], int] = {}
     try:
         raws = {}
         for table in LANDING_TABLES:
             raw, malformed = _read_days(settings, table, days)
             raws[table] = (raw, malformed)
+            per_day = raw["ds"].value_counts().add(malformed["ds"].value_counts(), fill_value=0)
             for day in days:
-                landed_rows[(table, day)] = int((raw["ds"] == day).sum()) + int(
-                    (malformed["ds"] == day).sum()
-                )
+                landed_rows[(table, day)] = int(per_day.get(day, 0))
         volume_flags, volume_run = _check_volume(settings, manifest, days, landed_rows)
         outcomes = _validate_tables(settings, days, raws)
     except BatchValidationError as err:
@@ -344,23 +377,21 @@ def ingest(settings: Settings, ds: date) -> IngestReport:
             )
             if runs[-1]["landed"] != runs[-1]["validated"] + quarantined:
                 raise AssertionError(f"{table} ds={day}: rows were lost: {runs[-1]}")
-        report.landed[table] = sum(landed_rows[(table, d)] for d in days)
-        report.validated[table] = len(outcome.valid)
-        report.quarantined[table] = len(outcome.quarantine)
-        report.rule_failures[table] = outcome.rule_failures
-        report.warnings[table] = dict(
-            Counter(
-                rule
-                for day in days
-                for rule in {**outcome.warnings.get(day, {}), **volume_flags.get((table, day), {})}
-            )
-        )
+        landed = sum(landed_rows[(table, d)] for d in days)
+        _add(report.landed, table, landed)
+        _add(report.validated, table, len(outcome.valid))
+        _add(report.quarantined, table, len(outcome.quarantine))
+        for rule, count in outcome.rule_failures.items():
+            _add(report.rule_failures.setdefault(table, {}), rule, count)
+        for day in days:
+            for rule in {**outcome.warnings.get(day, {}), **volume_flags.get((table, day), {})}:
+                _add(report.warnings.setdefault(table, {}), rule, 1)
         log.info(
             "%s: %d landed, %d validated, %d quarantined",
             table,
-            report.landed[table],
-            report.validated[table],
-            report.quarantined[table],
+            landed,
+            len(outcome.valid),
+            len(outcome.quarantine),
         )
     _record(settings, runs)
 
@@ -372,8 +403,10 @@ def ingest(settings: Settings, ds: date) -> IngestReport:
             "rows": {t: landed_rows[(t, day)] for t in LANDING_TABLES},
         }
     _save_manifest(settings, manifest)
-    log.info("data docs: %s", docs_index(settings.gx_dir))
-    return report
+
+
+def _add(counts: dict[str, int], key: str, value: int) -> None:
+    counts[key] = counts.get(key, 0) + value
 
 
 def _check_volume(

@@ -43,6 +43,12 @@ class Settings(BaseSettings):
     clv_gini_floor: float = Field(
         default=0.2, description="Minimum normalised Gini to be promoted."
     )
+    ingest_chunk_mb: float = Field(
+        default=32,
+        gt=0,
+        description="Landing megabytes validated per GX run when ingest catches up many days; "
+        "bounds memory.",
+    )
     training_weekday: int = Field(
         default=6, ge=0, le=6, description="Weekday (Mon=0) on which `clm run` trains."
     )

@@ -372,8 +372,9 @@ def add_helper_columns(
     out["ds_start"] = days
     out["ds_end"] = days + pd.Timedelta(days=1)
     key = out[contract.key]
-    first_in_batch = out.groupby(key, dropna=True)["ds"].transform("min")
-    first = first_in_batch.where(key.notna(), out["ds"])
+    # min over datetime64 is vectorised; over date objects it is a Python loop per id
+    first_in_batch = pd.to_datetime(out["ds"]).groupby(key, dropna=True).transform("min")
+    first = pd.Series(first_in_batch.dt.date, index=out.index).where(key.notna(), out["ds"])
     if seen_before is not None and len(seen_before):
         earlier = key.map(seen_before)
         earlier = earlier.where(earlier.notna(), date.max)

@@ -37,6 +37,30 @@ def test_catch_up_equals_day_by_day(small_shop: Settings, tmp_path, monkeypatch)
                 pd.testing.assert_frame_equal(a[d], b[d])
 
 
+def test_chunked_catch_up_equals_one_run(small_shop: Settings, tmp_path, monkeypatch) -> None:
+    import shutil
+
+    ingest(small_shop, LAST)
+    monkeypatch.setenv("CLM_HOME", str(tmp_path / "chunked"))
+    monkeypatch.setenv("CLM_INGEST_CHUNK_MB", "0.05")  # about 50 KB of landing per GX run
+    chunked = get_settings()
+    shutil.copytree(small_shop.landing_dir, chunked.landing_dir)
+    from clm.ingest import _chunks
+
+    assert len(_chunks(chunked, pending_days(chunked, LAST))) > 3
+    report = ingest(chunked, LAST)
+    assert len(report.days) == (LAST - date(2024, 1, 1)).days + 1
+    for root_a, root_b in (
+        (small_shop.validated_dir, chunked.validated_dir),
+        (small_shop.quarantine_dir, chunked.quarantine_dir),
+    ):
+        for table in ("customers", "orders", "events"):
+            a, b = _tree(root_a, table), _tree(root_b, table)
+            assert a.keys() == b.keys()
+            for d in a:
+                pd.testing.assert_frame_equal(a[d], b[d])
+
+
 def test_no_row_is_lost_and_rerun_is_a_no_op(small_shop: Settings) -> None:
     report = ingest(small_shop, LAST)
     for table in ("customers", "orders", "events"):
