@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 export CLM_HOME ?= $(CURDIR)/.clm
 
 .DEFAULT_GOAL := help
-.PHONY: help setup demo test test-fast lint typecheck format lock airflow mlflow up down bench clean
+.PHONY: help setup demo test test-fast lint typecheck format lock airflow mlflow data-docs up down bench clean
 
 help: ## List the targets
 	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-10s\033[0m %s\n", $$1, $$2}'
@@ -56,6 +56,9 @@ up: ## Start the production topology (docker compose; needs a Docker engine)
 
 down: ## Stop the production topology
 	docker compose down
+
+data-docs: ## Print where the Great Expectations data docs are (open it in a browser)
+	@$(BIN)/python -c "from clm.settings import get_settings; from clm.validation import docs_index; print(docs_index(get_settings().gx_dir).as_uri())"
 
 bench: setup ## Time the simulator and the GX gate (ingest) at 10k and 100k customers
 	$(BIN)/python -m benchmarks.simulate

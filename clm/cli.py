@@ -218,6 +218,7 @@ def _summary(settings: Settings, records: list[Any], last: date, seconds: float)
     landed: dict[str, int] = {}
     valid: dict[str, int] = {}
     quarantined: dict[str, int] = {}
+    reasons: dict[str, dict[str, int]] = {}
     materialized = 0
     trainings = []
     for record in records:
@@ -227,6 +228,9 @@ def _summary(settings: Settings, records: list[Any], last: date, seconds: float)
                 landed[table] = landed.get(table, 0) + n
                 valid[table] = valid.get(table, 0) + report["validated"][table]
                 quarantined[table] = quarantined.get(table, 0) + report["quarantined"][table]
+            for table, rules in report.get("rule_failures", {}).items():
+                for rule, n in rules.items():
+                    reasons.setdefault(table, {})[rule] = reasons.get(table, {}).get(rule, 0) + n
         elif record.dag_id == "clm_features":
             materialized += sum(record.xcom.get("materialize", {}).values())
         elif record.dag_id == "clm_train":
@@ -238,6 +242,10 @@ def _summary(settings: Settings, records: list[Any], last: date, seconds: float)
     for name, n in landed.items():
         table.add_row(name, f"{n:,}", f"{valid[name]:,}", f"{quarantined[name]:,}")
     console.print(table)
+    for name, rules in reasons.items():
+        listed = ", ".join(f"{rule} ({n:,})" for rule, n in sorted(rules.items()))
+        console.print(f"  quarantined {name}: {listed}")
+    console.print("  per day: `clm validations --ds D`; GX data docs: make data-docs")
     console.print(f"Features materialized into the online store: {materialized:,} rows (Feast).")
 
     for result in trainings:
