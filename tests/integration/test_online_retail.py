@@ -5,7 +5,9 @@ The expected counts are the ones in ../shared/data/online_retail/README.md.
 
 from __future__ import annotations
 
+import os
 from datetime import date
+from pathlib import Path
 
 import duckdb
 import pytest
@@ -14,16 +16,20 @@ from clm.importers import import_online_retail
 from clm.ingest import ingest
 from clm.settings import PROJECT_ROOT, Settings
 from clm.warehouse import query
+from tests.conftest import require_service
 
-SOURCE = PROJECT_ROOT.parent / "shared" / "data" / "online_retail" / "online_retail.csv.gz"
+SOURCE = Path(
+    os.environ.get(
+        "CLM_ONLINE_RETAIL",
+        PROJECT_ROOT.parent / "shared" / "data" / "online_retail" / "online_retail.csv.gz",
+    )
+)
 
-pytestmark = [
-    pytest.mark.slow,
-    pytest.mark.skipif(not SOURCE.exists(), reason=f"{SOURCE} is not there"),
-]
+pytestmark = pytest.mark.slow
 
 
 def test_import_and_ingest_match_the_readme(settings: Settings) -> None:
+    require_service("the UCI Online Retail file", SOURCE.exists(), f"{SOURCE} is not there")
     report = import_online_retail(SOURCE, settings.landing_dir)
     # README: 541,909 rows; 135,080 without a customer id; 9,288 cancellation rows
     # (383 of them without a customer id); after cleaning 397,924 lines, 18,536 invoices.
