@@ -295,6 +295,8 @@ def ingest(settings: Settings, ds: date) -> IngestReport:
         _save_manifest(settings, manifest)
     report.days = [d.isoformat() for d in days]
     if not days:
+        if not _landing_files(settings, ds):
+            log.warning("ds=%s: no files landed for this day in any table", ds)
         log.info("ingest up to %s: nothing pending", ds)
         return report
     log.info("ingest up to %s: %d pending day(s) %s..%s", ds, len(days), days[0], days[-1])

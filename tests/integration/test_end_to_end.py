@@ -171,3 +171,32 @@ def test_rerunning_a_day_gives_the_same_rows(pipeline) -> None:
             [RUN_TO],
         ),
     )
+
+
+def test_a_refused_batch_fails_the_airflow_task_with_the_rule(pipeline) -> None:
+    """Runs last: lands a broken day after the simulated range and runs it through Airflow."""
+    from datetime import timedelta
+
+    from clm.io import partition_dir, read_partition, write_partition
+
+    env, settings = pipeline
+    day = RUN_TO + timedelta(days=1)
+    orders = read_partition(settings.landing_dir, "orders", RUN_TO).drop(columns="status")
+    write_partition(orders, settings.landing_dir, "orders", day)
+    result = subprocess.run(
+        [CLM, "run", "--start", day.isoformat(), "--end", day.isoformat()],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=900,
+        check=False,
+    )
+    assert result.returncode != 0
+    output = " ".join((result.stdout + result.stderr).split())
+    assert f"orders ds={day}: rule expect_table_columns_to_match_set failed" in output
+    assert "missing column(s) ['status']" in output
+    assert not partition_dir(settings.validated_dir, "orders", day).exists()
+    failed = warehouse.query(
+        settings.warehouse, "SELECT status, error FROM validation_runs WHERE ds = ?", [day]
+    )
+    assert list(failed.status) == ["failed"] and "nothing written" in failed.error.iloc[0]
