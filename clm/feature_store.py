@@ -57,6 +57,12 @@ def apply_repo(settings: Settings, force: bool = False) -> bool:
     # Feast imports the repo's modules by their bare names, as the CLI does.
     if str(repo) not in sys.path:
         sys.path.insert(0, str(repo))
+    # Sources read CLM_FEATURES_DIR at import: drop cached repo modules so a
+    # process that switches CLM_HOME applies the paths of the current one.
+    for name, module in list(sys.modules.items()):
+        module_file = getattr(module, "__file__", None)
+        if module_file and Path(module_file).resolve().parent == repo.resolve():
+            del sys.modules[name]
     config = load_repo_config(repo, repo / settings.feast_yaml)
     apply_total(config, repo, skip_source_validation=False)
     stamp.write_text(digest)
@@ -64,20 +70,41 @@ def apply_repo(settings: Settings, force: bool = False) -> bool:
     return True
 
 
-def materialize_day(settings: Settings, ds: date) -> dict[str, int]:
-    """Materialize the ds snapshot of every view into the online store, [ds, ds+1)."""
+def materialize_range(settings: Settings, first: date, last: date) -> dict[str, int]:
+    """Materialize the snapshots of ``first..last`` into the online store.
+
+    The interval is explicit, never Feast's incremental watermark: a ``feast
+    apply`` that resets the watermark (Feast issue 2905) cannot make a run skip
+    or repeat days. Re-running an interval writes the same values; a backfill
+    of a range leaves the online store as running its days one by one does,
+    since each key keeps the row with the latest event timestamp.
+
+    Returns:
+        Rows per feature view in the snapshots of the interval.
+    """
     store = get_store(settings)
-    start = snapshot_timestamp(ds)
-    end = start + timedelta(days=1)
+    start = snapshot_timestamp(first)
+    # The last instant of ``last``: Feast's file (dask) offline store includes
+    # end_date, other stores exclude it; this bound is right under both, and
+    # never picks up the next day's snapshot (stamped at its 00:00).
+    end = snapshot_timestamp(last) + timedelta(days=1) - timedelta(microseconds=1)
     store.materialize(start_date=start, end_date=end)
     counts = {}
     for view in store.list_feature_views():
-        path = settings.features_dir / view.name / f"ds={ds.isoformat()}"
-        counts[view.name] = (
-            len(pd.read_parquet(path, columns=["customer_id"])) if path.exists() else 0
-        )
+        counts[view.name] = 0
+        day = first
+        while day <= last:
+            path = settings.features_dir / view.name / f"ds={day.isoformat()}"
+            if path.exists():
+                counts[view.name] += len(pd.read_parquet(path, columns=["customer_id"]))
+            day += timedelta(days=1)
     log.info("materialized %s into the online store for [%s, %s)", counts, start, end)
     return counts
+
+
+def materialize_day(settings: Settings, ds: date) -> dict[str, int]:
+    """Materialize the ds snapshot of every view into the online store, [ds, ds+1)."""
+    return materialize_range(settings, ds, ds)
 
 
 def historical_features(

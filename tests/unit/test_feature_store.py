@@ -1,0 +1,202 @@
+"""Feast, for real: point-in-time correctness, offline = online, safe re-runs and backfills.
+
+A 200-customer shop is ingested; feature snapshots are written for a few days
+and the repo in feature_repo/ is applied to a registry under the test's
+CLM_HOME. Every check goes through Feast's own APIs.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from datetime import date, datetime, timedelta
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from clm.feature_store import (
+    apply_repo,
+    get_store,
+    historical_features,
+    materialize_day,
+    materialize_range,
+)
+from clm.features import FEATURE_DESCRIPTIONS, snapshot_timestamp, write_snapshot
+from clm.ingest import ingest
+from clm.io import read_partition, write_partition
+from clm.settings import PROJECT_ROOT, Settings
+
+CUTOFF = date(2024, 2, 1)
+DAYS = [CUTOFF + timedelta(days=i) for i in range(4)]
+FEATURES = list(FEATURE_DESCRIPTIONS)
+
+
+@pytest.fixture
+def store(small_shop: Settings) -> Settings:
+    ingest(small_shop, date(2024, 2, 9))
+    for day in DAYS:
+        write_snapshot(small_shop.features_dir, small_shop.validated_dir, day)
+    apply_repo(small_shop)
+    return small_shop
+
+
+def _entities(settings: Settings, day: date, hours: int = 0) -> pd.DataFrame:
+    ids = read_partition(settings.features_dir, "order_features", day)["customer_id"]
+    stamp = pd.Timestamp(snapshot_timestamp(day)) + pd.Timedelta(hours=hours)
+    return pd.DataFrame({"customer_id": ids.to_numpy(), "event_timestamp": stamp})
+
+
+def _training_rows(settings: Settings) -> pd.DataFrame:
+    entities = pd.concat([_entities(settings, CUTOFF), _entities(settings, CUTOFF, hours=12)])
+    frame = historical_features(settings, entities, "churn_v1")
+    return frame.sort_values(["customer_id", "event_timestamp"], ignore_index=True)[
+        ["customer_id", "event_timestamp", *FEATURES]
+    ]
+
+
+def _online(settings: Settings, ids: list[str]) -> pd.DataFrame:
+    feature_store = get_store(settings)
+    response = feature_store.get_online_features(
+        features=feature_store.get_feature_service("churn_v1"),
+        entity_rows=[{"customer_id": i} for i in ids],
+    )
+    return pd.DataFrame(response.to_dict())[["customer_id", *FEATURES]]
+
+
+def _plant_after(settings: Settings, day: date) -> None:
+    """Big orders and many events for every customer, on ``day`` (after the cutoff)."""
+    customers = read_partition(settings.features_dir, "order_features", CUTOFF)["customer_id"]
+    ts = pd.Timestamp(datetime(day.year, day.month, day.day, 0, 0, 1), tz="UTC")
+    orders = read_partition(settings.validated_dir, "orders", day)
+    planted = pd.DataFrame(
+        {
+            "order_id": [f"planted-{day}-{c}" for c in customers],
+            "customer_id": customers.to_numpy(),
+            "order_ts": ts,
+            "amount": 9_999.0,
+            "n_items": 7,
+            "category": "planted",
+            "discount": 0.5,
+            "status": "completed",
+        }
+    ).astype(orders.dtypes.to_dict())
+    write_partition(pd.concat([orders, planted]), settings.validated_dir, "orders", day)
+    events = read_partition(settings.validated_dir, "events", day)
+    planted_events = pd.DataFrame(
+        {
+            "event_id": [f"planted-{day}-{c}" for c in customers],
+            "customer_id": customers.to_numpy(),
+            "event_ts": ts,
+            "event_type": "support_ticket",
+            "rating": pd.NA,
+        }
+    ).astype(events.dtypes.to_dict())
+    write_partition(pd.concat([events, planted_events]), settings.validated_dir, "events", day)
+
+
+def test_nothing_after_the_cutoff_moves_a_training_row(store: Settings) -> None:
+    before = _training_rows(store)
+    assert len(before) == 2 * len(_entities(store, CUTOFF)) and before[FEATURES].notna().any().all()
+    later_before = read_partition(store.features_dir, "order_features", DAYS[1])
+    for day in DAYS[1:]:
+        _plant_after(store, day)
+    for day in DAYS:  # recompute every snapshot, the cutoff's included
+        write_snapshot(store.features_dir, store.validated_dir, day)
+    later_after = read_partition(store.features_dir, "order_features", DAYS[1])
+    moved = later_before.merge(later_after, on="customer_id", suffixes=("_before", "_after"))
+    planted = moved["customer_id"].isin(before["customer_id"])
+    assert planted.sum() == len(before) // 2  # every customer of the cutoff got planted orders
+    assert (moved["monetary_lifetime_after"] > moved["monetary_lifetime_before"])[planted].all()
+    pd.testing.assert_frame_equal(before, _training_rows(store))
+
+
+def test_offline_equals_online_for_the_same_customer_and_day(store: Settings) -> None:
+    day = DAYS[1]  # a later snapshot exists: materializing `day` must not pick it up
+    materialize_day(store, day)
+    offline = historical_features(store, _entities(store, day), "churn_v1")
+    offline = offline.sort_values("customer_id", ignore_index=True)[["customer_id", *FEATURES]]
+    online = _online(store, list(offline["customer_id"]))
+    online = online.sort_values("customer_id", ignore_index=True)
+    pd.testing.assert_frame_equal(offline, online, check_dtype=False)
+    snapshot = read_partition(store.features_dir, "order_features", day)
+    assert np.allclose(
+        snapshot.sort_values("customer_id")["monetary_lifetime"], online["monetary_lifetime"]
+    )
+
+
+def test_feast_apply_between_runs_cannot_make_materialization_skip_a_day(store: Settings) -> None:
+    materialize_day(store, DAYS[0])
+    # What Feast issue 2905 reports: a re-apply resets the incremental watermark.
+    apply_repo(store, force=True)
+    materialize_day(store, DAYS[1])  # an explicit interval, never the watermark
+    ids = list(read_partition(store.features_dir, "order_features", DAYS[1])["customer_id"])
+    expected = read_partition(store.features_dir, "order_features", DAYS[1]).sort_values(
+        "customer_id", ignore_index=True
+    )
+    online = _online(store, ids).sort_values("customer_id", ignore_index=True)
+    assert np.allclose(online["recency_days"], expected["recency_days"])
+    # and nothing in the pipeline relies on the watermark
+    for path in [*(PROJECT_ROOT / "clm").glob("*.py"), *(PROJECT_ROOT / "dags").glob("*.py")]:
+        assert "materialize_incremental" not in path.read_text(), path
+
+
+def test_rerun_and_backfill_give_the_same_online_values_as_day_by_day(store: Settings) -> None:
+    for day in DAYS:
+        materialize_day(store, day)
+    ids = sorted(
+        set().union(
+            *(read_partition(store.features_dir, "order_features", d)["customer_id"] for d in DAYS)
+        )
+    )
+    day_by_day = _online(store, ids)
+    materialize_day(store, DAYS[-1])  # a re-run of the last day
+    pd.testing.assert_frame_equal(day_by_day, _online(store, ids))
+    shutil.rmtree(store.feast_dir)  # a fresh registry and online store
+    apply_repo(store, force=True)
+    assert _online(store, ids)[FEATURES].isna().all().all()
+    materialize_range(store, DAYS[0], DAYS[-1])  # one backfill call
+    pd.testing.assert_frame_equal(day_by_day, _online(store, ids))
+
+
+def _feast_plan(repo: Path, settings: Settings) -> subprocess.CompletedProcess[str]:
+    env = {
+        "CLM_FEAST_DIR": str(settings.feast_dir),
+        "CLM_FEATURES_DIR": str(settings.features_dir),
+        "PATH": str(Path(sys.executable).parent),
+        "HOME": str(settings.home),
+    }
+    feast = str(Path(sys.executable).parent / "feast")
+    return subprocess.run(
+        [feast, "-c", str(repo), "-f", str(repo / "feature_store.yaml"), "plan"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+
+
+def test_feast_plan_accepts_the_repo_and_refuses_a_broken_definition(
+    settings: Settings, tmp_path: Path
+) -> None:
+    repo = tmp_path / "feature_repo"
+    shutil.copytree(PROJECT_ROOT / "feature_repo", repo)
+    (settings.features_dir / "order_features").mkdir(parents=True)
+    (settings.features_dir / "engagement_features").mkdir(parents=True)
+    ok = _feast_plan(repo, settings)
+    assert ok.returncode == 0, ok.stdout[-2000:] + ok.stderr[-2000:]
+    assert "order_features" in ok.stdout and "churn_v1" in ok.stdout
+    # a second view under a name that is already taken
+    (repo / "broken.py").write_text(
+        "from feature_views import order_features\n"
+        "from feast import FeatureView\n"
+        "clash = FeatureView(name='order_features', entities=order_features.entities,\n"
+        "    ttl=order_features.ttl, schema=order_features.schema[:1],\n"
+        "    source=order_features.batch_source)\n"
+    )
+    broken = _feast_plan(repo, settings)
+    assert broken.returncode != 0
+    assert "order_features" in broken.stdout + broken.stderr
