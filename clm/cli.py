@@ -513,14 +513,20 @@ def customer(
     from clm import feature_store, warehouse
 
     started = time.perf_counter()
-    features = feature_store.online_features(settings, customer_id, "churn_v1")
+    store = feature_store.get_store(settings)
+    opened_ms = (time.perf_counter() - started) * 1000
+    started = time.perf_counter()
+    features = feature_store.online_features(settings, customer_id, "churn_v1", store=store)
     latency_ms = (time.perf_counter() - started) * 1000
     values = {k: v for k, v in features.items() if k != "customer_id"}
     if all(v is None for v in values.values()):
         console.print(
             f"[yellow]{customer_id}: no online features (unknown, or not yet materialized)[/]"
         )
-    table = Table(title=f"Online features of {customer_id} ({latency_ms:.0f} ms)")
+    table = Table(
+        title=f"Online features of {customer_id}",
+        caption=f"Feast online lookup {latency_ms:.1f} ms (store opened in {opened_ms:.0f} ms)",
+    )
     table.add_column("feature")
     table.add_column("value", justify="right")
     for key in sorted(values):

@@ -124,9 +124,11 @@ def feature_names(settings: Settings, feature_service: str) -> list[str]:
     return [f.name for proj in service.feature_view_projections for f in proj.features]
 
 
-def online_features(settings: Settings, customer_id: str, feature_service: str) -> dict[str, Any]:
-    """Online lookup of one customer's features."""
-    store = get_store(settings)
+def online_features(
+    settings: Settings, customer_id: str, feature_service: str, store: Any = None
+) -> dict[str, Any]:
+    """Online lookup of one customer's features (pass ``store`` to reuse an open one)."""
+    store = store or get_store(settings)
     service = store.get_feature_service(feature_service)
     response = store.get_online_features(
         features=service, entity_rows=[{"customer_id": customer_id}]
