@@ -60,9 +60,10 @@ down: ## Stop the production topology
 data-docs: ## Print where the Great Expectations data docs are (open it in a browser)
 	@$(BIN)/python -c "from clm.settings import get_settings; from clm.validation import docs_index; print(docs_index(get_settings().gx_dir).as_uri())"
 
-bench: setup ## Time the simulator and the GX gate (ingest) at 10k and 100k customers
+bench: setup ## Time the simulator, the GX gate (10k, 100k) and features + Feast (100k, 1M)
 	$(BIN)/python -m benchmarks.simulate
 	$(BIN)/python -m benchmarks.ingest
+	$(BIN)/python -m benchmarks.features
 
 clean: ## Delete CLM_HOME (all pipeline state); keeps .venv
 	rm -rf $(CLM_HOME)
