@@ -103,7 +103,7 @@ def materialize_range(settings: Settings, first: date, last: date) -> dict[str, 
 
 
 def materialize_day(settings: Settings, ds: date) -> dict[str, int]:
-    """Materialize the ds snapshot of every view into the online store, [ds, ds+1)."""
+    """Materialize the ds snapshot of every view into the online store (the day ds)."""
     return materialize_range(settings, ds, ds)
 
 

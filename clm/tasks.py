@@ -89,7 +89,7 @@ def apply_feature_repo(context: dict[str, Any]) -> bool:
 
 
 def materialize(context: dict[str, Any]) -> dict[str, int]:
-    """Materialize the ds snapshot into the online store over [ds, ds+1)."""
+    """Materialize the ds snapshot into the online store (the whole day ds)."""
     from clm.assets import FEATURES
     from clm.feature_store import materialize_day
 

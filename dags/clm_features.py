@@ -4,7 +4,8 @@
 Triggered by the Asset `clm_validated`. Computes every customer's features as
 of the end of ds in DuckDB and writes them as the Feast offline source
 (`features/<view>/ds=...`), runs `feast apply` of `feature_repo/` when its
-definitions changed, and materializes [ds, ds+1) into the online store.
+definitions changed, and materializes the day ds (its first to its last instant)
+into the online store, an explicit interval that a `feast apply` cannot move.
 Updates the Asset `clm_features`, which triggers `clm_score`.
 """
 
@@ -45,7 +46,7 @@ def clm_features() -> None:
 
     @task(outlets=[FEATURES])
     def materialize(**context):  # type: ignore[no-untyped-def]
-        """Materialize the ds snapshot into the online store over [ds, ds+1)."""
+        """Materialize the ds snapshot into the online store (the whole day ds)."""
         from clm import tasks
 
         return tasks.materialize(context)
