@@ -150,7 +150,8 @@ def _child(home: str, step: str, n: int, days: int) -> dict[str, float]:
     )
     if done.returncode:
         raise SystemExit(f"{step} failed:\n{done.stderr[-3000:]}")
-    result: dict[str, float] = json.loads(done.stdout.strip().splitlines()[-1])
+    last = [line for line in done.stdout.splitlines() if line.startswith("{")][-1]
+    result: dict[str, float] = json.loads(last)
     return result
 
 
@@ -159,6 +160,11 @@ def main() -> None:
     parser.add_argument("--customers", type=int, nargs="+", default=[100_000, 1_000_000])
     parser.add_argument("--days", type=int, default=365)
     parser.add_argument("--json", type=Path, help="Also write the figures here.")
+    parser.add_argument(
+        "--keep",
+        type=Path,
+        help="Simulate into DIR/<customers> and keep it; a later run with the same DIR reuses it.",
+    )
     args = parser.parse_args()
     console = Console(width=170)
     table = Table(title=f"Features and Feast, {args.days} days of history, 2 cores")
@@ -166,10 +172,12 @@ def main() -> None:
         table.add_column(col, justify="left" if col == "step" else "right")
     figures: dict[str, dict[str, dict[str, float]]] = {}
     for n in args.customers:
-        with tempfile.TemporaryDirectory() as home:
-            console.print(f"simulating {n:,} customers x {args.days} days ...")
-            sim = _child(home, "simulate", n, args.days)
-            console.print(f"  {sim['rows']:,.0f} order and event rows in {sim['wall']:.0f}s")
+        with tempfile.TemporaryDirectory() as tmp:
+            home = str(args.keep / f"{n}-{args.days}") if args.keep else tmp
+            if not (Path(home) / "validated").exists():
+                console.print(f"simulating {n:,} customers x {args.days} days ...")
+                sim = _child(home, "simulate", n, args.days)
+                console.print(f"  {sim['rows']:,.0f} order and event rows in {sim['wall']:.0f}s")
             results = {}
             for step in STEPS:
                 console.print(f"  {step} ...")

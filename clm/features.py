@@ -190,6 +190,7 @@ def compute_features(validated_dir: Path, ds: date) -> tuple[pd.DataFrame, pd.Da
     if not order_days or order_days[0] > ds:
         raise FileNotFoundError(f"no validated orders on or before {ds} under {validated_dir}")
     con = duckdb.connect()
+    con.execute("SET enable_progress_bar = false")  # task logs, not a terminal
     try:
         orders = con.execute(
             _ORDER_SQL, {"orders": partition_glob(validated_dir, "orders"), "ds": ds}
