@@ -1,9 +1,9 @@
 FROM python:3.11-slim
 WORKDIR /opt/clm
 COPY requirements.lock pyproject.toml README.md ./
+# The lock pins the production drivers too (redis, psycopg, psycopg2-binary).
 RUN pip install --no-cache-dir uv==0.13.8 \
- && uv pip install --system --no-cache -r requirements.lock \
- && uv pip install --system --no-cache psycopg2-binary "psycopg[binary]" redis
+ && uv pip install --system --no-cache --compile-bytecode -r requirements.lock
 COPY clm ./clm
 COPY training ./training
 RUN uv pip install --system --no-cache --no-deps -e .
