@@ -20,9 +20,14 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
+import socket
 import subprocess
 import sys
 import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from rich.console import Console
@@ -41,18 +46,22 @@ settings = get_settings()
 settings.export_env()
 ds = date(2024, 1, 1) + timedelta(days=days - 1)
 NAIVE_YAML = Path(sys.argv[1]) / "feature_store.naive.yaml"
+REDIS_YAML = Path(sys.argv[1]) / "feature_store.redis.yaml"
 out = {}
 
-def store_for(naive):
-    from feast import FeatureStore
-    yaml = NAIVE_YAML if naive else settings.feast_repo / settings.feast_yaml
-    return FeatureStore(repo_path=str(settings.feast_repo), fs_yaml_file=yaml)
+def yaml_for(kind):
+    return {"naive": NAIVE_YAML, "redis": REDIS_YAML}.get(
+        kind, settings.feast_repo / settings.feast_yaml)
 
-def apply(naive):
+def store_for(kind):
+    from feast import FeatureStore
+    return FeatureStore(repo_path=str(settings.feast_repo), fs_yaml_file=yaml_for(kind))
+
+def apply(kind):
     from feast.repo_config import load_repo_config
     from feast.repo_operations import apply_total
     sys.path.insert(0, str(settings.feast_repo))
-    yaml = NAIVE_YAML if naive else settings.feast_repo / settings.feast_yaml
+    yaml = yaml_for(kind)
     apply_total(load_repo_config(settings.feast_repo, yaml), settings.feast_repo, True)
 
 def entities():
@@ -76,6 +85,7 @@ if step == "simulate":
         .replace("${CLM_FEAST_DIR}/registry.db", "${CLM_FEAST_DIR}/naive/registry.db")
         .replace("${CLM_FEAST_DIR}/online_store.db", "${CLM_FEAST_DIR}/naive/online_store.db"))
     (settings.feast_dir / "naive").mkdir(parents=True, exist_ok=True)
+    (settings.feast_dir / "redis").mkdir(parents=True, exist_ok=True)
 elif step == "compute_ours":
     from clm.features import write_snapshot
     out["customers"] = write_snapshot(settings.features_dir, settings.validated_dir, ds).customers
@@ -93,18 +103,24 @@ elif step == "compute_naive":
     ours = pd.read_parquet(settings.features_dir / "engagement_features" / f"ds={ds}")
     assert_same(ours.drop(columns=["event_timestamp", "created_timestamp"]), engagement)
     out["same_values"] = True
-elif step in ("materialize_ours", "materialize_naive"):
-    naive = step.endswith("naive")
-    apply(naive)
+elif step in ("materialize_ours", "materialize_naive", "materialize_redis"):
+    kind = step.split("_")[1]
+    if kind == "redis":
+        text = (settings.feast_repo / settings.feast_yaml).read_text()
+        online = text[text.index("online_store:"):text.index("offline_store:")]
+        redis = f"online_store:\n  type: redis\n  connection_string: {sys.argv[5]}\n"
+        REDIS_YAML.write_text(text.replace(online, redis).replace(
+            "${CLM_FEAST_DIR}/registry.db", "${CLM_FEAST_DIR}/redis/registry.db"))
+    apply(kind)
     from clm.features import snapshot_timestamp
     start = snapshot_timestamp(ds)
     t = time.perf_counter()
-    store_for(naive).materialize(start_date=start,
-                                 end_date=start + timedelta(days=1) - timedelta(microseconds=1))
+    store_for(kind).materialize(start_date=start,
+                                end_date=start + timedelta(days=1) - timedelta(microseconds=1))
     out["wall"] = time.perf_counter() - t
-    if not naive:  # online lookups, one customer at a time
+    if kind != "naive":  # online lookups, one customer at a time
         import random
-        store = store_for(False)
+        store = store_for(kind)
         service = store.get_feature_service("churn_v1")
         ids = list(entities()["customer_id"])
         random.seed(1)
@@ -117,8 +133,7 @@ elif step in ("materialize_ours", "materialize_naive"):
         out["online_p50_ms"] = lat[len(lat) // 2]
         out["online_p99_ms"] = lat[int(len(lat) * 0.99)]
 elif step in ("historical_ours", "historical_naive"):
-    naive = step.endswith("naive")
-    store = store_for(naive)
+    store = store_for(step.split("_")[1])
     frame = entities()
     t = time.perf_counter()
     result = store.get_historical_features(
@@ -141,9 +156,9 @@ STEPS = (
 )
 
 
-def _child(home: str, step: str, n: int, days: int) -> dict[str, float]:
+def _child(home: str, step: str, n: int, days: int, redis: str = "") -> dict[str, float]:
     done = subprocess.run(
-        [sys.executable, "-c", CHILD, home, step, str(n), str(days)],
+        [sys.executable, "-c", CHILD, home, step, str(n), str(days), redis],
         capture_output=True,
         text=True,
         check=False,
@@ -153,6 +168,28 @@ def _child(home: str, step: str, n: int, days: int) -> dict[str, float]:
     last = [line for line in done.stdout.splitlines() if line.startswith("{")][-1]
     result: dict[str, float] = json.loads(last)
     return result
+
+
+@contextmanager
+def _redis() -> Iterator[str]:
+    """A throwaway redis-server without persistence on a free port."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    server = subprocess.Popen(
+        ["redis-server", "--port", str(port), "--save", "", "--appendonly", "no"],
+        stdout=subprocess.DEVNULL,
+    )
+    try:
+        for _ in range(50):
+            with socket.socket() as probe:
+                if probe.connect_ex(("127.0.0.1", port)) == 0:
+                    break
+            time.sleep(0.1)
+        yield f"127.0.0.1:{port}"
+    finally:
+        server.terminate()
+        server.wait()
 
 
 def main() -> None:
@@ -183,6 +220,13 @@ def main() -> None:
                 console.print(f"  {step} ...")
                 results[step] = _child(home, step, n, args.days)
                 console.print(f"    {results[step]}")
+            if shutil.which("redis-server"):  # the production online store
+                with _redis() as address:
+                    console.print("  materialize_redis ...")
+                    results["materialize_redis"] = _child(
+                        home, "materialize_redis", n, args.days, address
+                    )
+                    console.print(f"    {results['materialize_redis']}")
         figures[str(n)] = results
         totals = {"ours": 0.0, "naive": 0.0}
         for name in ("compute", "materialize", "historical"):
@@ -207,11 +251,24 @@ def main() -> None:
             "",
             f"[bold]{totals['naive'] / totals['ours']:.1f}x",
         )
-        online = results["materialize_ours"]
-        console.print(
-            f"  online lookup (SQLite, one customer): p50 {online['online_p50_ms']:.1f} ms, "
-            f"p99 {online['online_p99_ms']:.1f} ms"
-        )
+        redis = results.get("materialize_redis")
+        if redis:
+            table.add_row(
+                f"{n:,}",
+                "materialize into Redis",
+                f"{redis['wall']:.1f}",
+                f"{redis['peak_mib']:.0f}",
+                "",
+                "",
+                f"{results['materialize_ours']['wall'] / redis['wall']:.1f}x vs SQLite",
+            )
+        for name in ("ours", "redis"):
+            online = results.get(f"materialize_{name}")
+            if online:
+                console.print(
+                    f"  online lookup ({'Redis' if name == 'redis' else 'SQLite'}, one customer):"
+                    f" p50 {online['online_p50_ms']:.2f} ms, p99 {online['online_p99_ms']:.2f} ms"
+                )
     console.print(table)
     if args.json:
         args.json.write_text(json.dumps(figures, indent=1))
