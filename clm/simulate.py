@@ -140,9 +140,10 @@ def simulate_shop(
     risk = np.zeros(n)
     customer_ids = _ids("C", np.arange(n), 7)
 
-    order_chunks: list[pd.DataFrame] = []
-    event_chunks: list[pd.DataFrame] = []
-    latent_chunks: list[tuple[date, pd.DataFrame]] = []
+    # Orders, events and latent state are written as each day is generated, so
+    # memory holds one day of rows, not the whole history.
+    written = {"customers": 0, "orders": 0, "events": 0}
+    n_order_rows = n_event_rows = 0
     dirty: list[pd.DataFrame] = []
     next_order = 0
     next_event = 0
@@ -275,27 +276,35 @@ def simulate_shop(
         state[start_cooling] = COOLING
         state[gone] = GONE
 
-        order_chunks.append(orders)
-        event_chunks.append(events)
+        for table, chunk, ts_col in (
+            ("orders", orders, "order_ts"),
+            ("events", events, "event_ts"),
+        ):
+            if len(chunk):
+                chunk[ts_col] = pd.to_datetime(chunk[ts_col]).dt.tz_localize(UTC)
+                write_partition(chunk, out_dir, table, day)
+                written[table] += 1
+        n_order_rows += len(orders)
+        n_event_rows += len(events)
         if d % LATENT_EVERY_DAYS == LATENT_EVERY_DAYS - 1 or d == days - 1:
             known = state > 0
-            latent_chunks.append(
-                (
-                    day,
-                    pd.DataFrame(
-                        {
-                            "customer_id": customer_ids[known],
-                            "state": np.array(["", "active", "cooling", "gone"])[state[known]],
-                            "purchase_rate": rate[known],
-                            "engagement": np.where(
-                                state[known] == COOLING, np.exp(-0.06 * cooling_days[known]), 1.0
-                            )
-                            * (state[known] != GONE),
-                            "cooling_hazard": (cool_hazard * (1 + 1.5 * risk))[known],
-                            "risk_score": risk[known],
-                        }
-                    ),
-                )
+            write_partition(
+                pd.DataFrame(
+                    {
+                        "customer_id": customer_ids[known],
+                        "state": np.array(["", "active", "cooling", "gone"])[state[known]],
+                        "purchase_rate": rate[known],
+                        "engagement": np.where(
+                            state[known] == COOLING, np.exp(-0.06 * cooling_days[known]), 1.0
+                        )
+                        * (state[known] != GONE),
+                        "cooling_hazard": (cool_hazard * (1 + 1.5 * risk))[known],
+                        "risk_score": risk[known],
+                    }
+                ),
+                truth_dir,
+                "latent",
+                day,
             )
         if progress is not None:
             progress(d + 1)
@@ -313,19 +322,9 @@ def simulate_shop(
             "acquisition_channel": CHANNELS[channel],
         }
     )
-    written = {"customers": 0, "orders": 0, "events": 0}
     for d in range(days):
         day = start + timedelta(days=d)
-        todays = customers[signup_day == d]
-        write_partition(todays, out_dir, "customers", day)
-        for table, chunk, ts_col in (
-            ("orders", order_chunks[d], "order_ts"),
-            ("events", event_chunks[d], "event_ts"),
-        ):
-            if len(chunk):
-                chunk[ts_col] = pd.to_datetime(chunk[ts_col]).dt.tz_localize(UTC)
-                write_partition(chunk, out_dir, table, day)
-                written[table] += 1
+        write_partition(customers[signup_day == d], out_dir, "customers", day)
         written["customers"] += 1
 
     latent_static = customers[["customer_id", "acquisition_channel"]].assign(
@@ -338,8 +337,6 @@ def simulate_shop(
     )
     truth_dir.mkdir(parents=True, exist_ok=True)
     latent_static.to_parquet(truth_dir / "customers.parquet", index=False)
-    for day, frame in latent_chunks:
-        write_partition(frame, truth_dir, "latent", day)
     dirty_df = (
         pd.concat(dirty, ignore_index=True)
         if dirty
@@ -347,8 +344,6 @@ def simulate_shop(
     )
     dirty_df.to_parquet(truth_dir / "dirty_rows.parquet", index=False)
 
-    n_order_rows = int(sum(len(c) for c in order_chunks))
-    n_event_rows = int(sum(len(c) for c in event_chunks))
     log.info(
         "simulated %d customers, %d orders, %d events over %d days (%d dirty rows)",
         n,
