@@ -75,18 +75,27 @@ def materialize_range(settings: Settings, first: date, last: date) -> dict[str, 
 
     The interval is explicit, never Feast's incremental watermark: a ``feast
     apply`` that resets the watermark (Feast issue 2905) cannot make a run skip
-    or repeat days. Re-running an interval writes the same values; a backfill
-    of a range leaves the online store as running its days one by one does,
-    since each key keeps the row with the latest event timestamp.
+    or repeat days. Feast's online stores overwrite unconditionally, so when
+    newer snapshots exist the interval is extended to the newest one: the
+    online store always serves each customer's latest snapshot, and re-running
+    or backfilling past days never rolls it back. A backfill in one call
+    leaves the same online values as running its days one by one.
 
     Returns:
         Rows per feature view in the snapshots of the interval.
     """
+    snapshot_days = [
+        date.fromisoformat(p.name[3:])
+        for p in (settings.features_dir / "order_features").glob("ds=*")
+    ]
+    newest = max(snapshot_days, default=last)
+    if newest > last:
+        log.info("snapshots up to %s exist: materializing through %s, not %s", newest, newest, last)
+        last = newest
     store = get_store(settings)
     start = snapshot_timestamp(first)
     # The last instant of ``last``: Feast's file (dask) offline store includes
-    # end_date, other stores exclude it; this bound is right under both, and
-    # never picks up the next day's snapshot (stamped at its 00:00).
+    # end_date, other stores exclude it; this bound is right under both.
     end = snapshot_timestamp(last) + timedelta(days=1) - timedelta(microseconds=1)
     store.materialize(start_date=start, end_date=end)
     counts = {}
@@ -98,7 +107,7 @@ def materialize_range(settings: Settings, first: date, last: date) -> dict[str, 
             if path.exists():
                 counts[view.name] += len(pd.read_parquet(path, columns=["customer_id"]))
             day += timedelta(days=1)
-    log.info("materialized %s into the online store for [%s, %s)", counts, start, end)
+    log.info("materialized %s into the online store for [%s, %s]", counts, start, end)
     return counts
 
 

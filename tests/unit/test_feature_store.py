@@ -114,7 +114,7 @@ def test_nothing_after_the_cutoff_moves_a_training_row(store: Settings) -> None:
 
 
 def test_offline_equals_online_for_the_same_customer_and_day(store: Settings) -> None:
-    day = DAYS[1]  # a later snapshot exists: materializing `day` must not pick it up
+    day = DAYS[-1]
     materialize_day(store, day)
     offline = historical_features(store, _entities(store, day), "churn_v1")
     offline = offline.sort_values("customer_id", ignore_index=True)[["customer_id", *FEATURES]]
@@ -125,9 +125,15 @@ def test_offline_equals_online_for_the_same_customer_and_day(store: Settings) ->
     assert np.allclose(
         snapshot.sort_values("customer_id")["monetary_lifetime"], online["monetary_lifetime"]
     )
+    # re-running an older day never rolls the online store back
+    materialize_day(store, DAYS[1])
+    pd.testing.assert_frame_equal(online, _online(store, list(offline["customer_id"])))
 
 
 def test_feast_apply_between_runs_cannot_make_materialization_skip_a_day(store: Settings) -> None:
+    for later in DAYS[2:]:  # as in a daily run: D1 is the newest snapshot when it runs
+        shutil.rmtree(store.features_dir / "order_features" / f"ds={later}")
+        shutil.rmtree(store.features_dir / "engagement_features" / f"ds={later}")
     materialize_day(store, DAYS[0])
     # What Feast issue 2905 reports: a re-apply resets the incremental watermark.
     apply_repo(store, force=True)
