@@ -36,6 +36,7 @@ app.add_typer(import_app, name="import")
 console = Console()
 log = logging.getLogger("clm")
 
+DEMO_DIRTY_RATE = 0.002  # the simulator's default: planted rows for the gate to catch
 NOISY = (
     "great_expectations",
     "feast",
@@ -88,27 +89,36 @@ def simulate(
 ) -> None:
     """Write a simulated shop into landing/, with the latent truth in truth/."""
     settings = _setup()
-    from clm.simulate import simulate_shop
-
     first = _date(start, "--start")
     started = time.perf_counter()
-    with _progress() as progress:
-        bar = progress.add_task("simulating days", total=days)
-        result = simulate_shop(
-            settings.landing_dir,
-            settings.truth_dir,
-            n_customers=customers,
-            start=first,
-            days=days,
-            seed=settings.seed if seed is None else seed,
-            dirty_rate=dirty_rate,
-            progress=lambda d: progress.update(bar, completed=d),
-        )
+    result = _simulate(
+        settings, customers, first, days, settings.seed if seed is None else seed, dirty_rate
+    )
     console.print(
         f"[green]Simulated[/] {result.customers:,} customers, {result.orders:,} orders, "
         f"{result.events:,} events over {days} days ({first}..{first + timedelta(days=days - 1)}) "
         f"in {time.perf_counter() - started:.1f}s -> {settings.landing_dir}"
     )
+
+
+def _simulate(
+    settings: Settings, customers: int, first: date, days: int, seed: int, dirty_rate: float
+) -> Any:
+    """Run the simulator into landing/ with a progress bar over the days."""
+    from clm.simulate import simulate_shop
+
+    with _progress() as progress:
+        bar = progress.add_task("simulating days", total=days)
+        return simulate_shop(
+            settings.landing_dir,
+            settings.truth_dir,
+            n_customers=customers,
+            start=first,
+            days=days,
+            seed=seed,
+            dirty_rate=dirty_rate,
+            progress=lambda d: progress.update(bar, completed=d),
+        )
 
 
 def _progress() -> Progress:
@@ -174,7 +184,6 @@ def demo(
     """Simulate a shop, run its last days through Airflow with weekly training, summarise."""
     settings = _setup(verbose)
     from clm.runner import DagRunFailed, RunRecord
-    from clm.simulate import simulate_shop
 
     began = time.perf_counter()
     first = _date(start, "--start")
@@ -187,17 +196,7 @@ def demo(
             "[yellow]landing/ already holds data; reusing it (delete CLM_HOME to start over)[/]"
         )
     else:
-        with _progress() as progress:
-            bar = progress.add_task("simulating the shop", total=days)
-            result = simulate_shop(
-                settings.landing_dir,
-                settings.truth_dir,
-                n_customers=customers,
-                start=first,
-                days=days,
-                seed=settings.seed,
-                progress=lambda d: progress.update(bar, completed=d),
-            )
+        result = _simulate(settings, customers, first, days, settings.seed, DEMO_DIRTY_RATE)
         console.print(
             f"Simulated {result.customers:,} customers, {result.orders:,} orders and "
             f"{result.events:,} events over {days} days."

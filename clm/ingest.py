@@ -125,7 +125,6 @@ def pending_days(settings: Settings, until: date) -> list[date]:
 
 
 def _first_ds(
-    settings: Settings,
     table: str,
     column: str,
     roots: list[Path],
@@ -443,12 +442,11 @@ def _validate_tables(
         contract = CONTRACTS[table]
         raw, malformed = raws[table]
         key_ids = raw[contract.key] if contract.key in raw.columns else pd.Series(dtype=object)
-        seen = _first_ds(settings, table, contract.key, roots, days, key_ids)
+        seen = _first_ds(table, contract.key, roots, days, key_ids)
         if contract.references:
             ids = raw["customer_id"] if "customer_id" in raw.columns else pd.Series(dtype=object)
             customers_first_ds = _merge_first(
                 _first_ds(
-                    settings,
                     contract.references,
                     "customer_id",
                     [settings.validated_dir],
