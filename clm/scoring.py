@@ -103,20 +103,21 @@ def score_day(settings: Settings, ds: date) -> ScoreReport:
             raise RuntimeError(
                 f"no {uri}: train a model first (trigger clm_train or `clm run`)"
             ) from exc
-        model, family = load_version(uri)
-        names = model_features(uri)
+        # Load by number: the alias may move while this task runs.
+        trained = load_version(f"models:/{REGISTERED[task]}/{version}")
+        names = model_features(f"models:/{REGISTERED[task]}/{version}")
         missing = sorted(set(names) - set(snapshot.columns))
         if missing:
             raise BatchError(f"ds={ds}: features {missing} needed by {uri} are not in the snapshot")
         x = snapshot[names].astype("float64")
-        prediction = models.predict(model, task, x)
+        prediction = models.predict(trained, x)
         if task == "churn":
             scored["churn_probability"] = prediction
-            scored["top_reasons"] = top_reasons(models.contributions(model, family, x), names)
+            scored["top_reasons"] = top_reasons(models.contributions(trained, x), names)
         else:
             scored["expected_spend"] = prediction
         versions[task] = str(version)
-        log.info("scored %d customers with %s (v%s, %s)", len(x), uri, version, family)
+        log.info("scored %d customers with %s (v%s, %s)", len(x), uri, version, trained.family)
 
     frame = snapshot.merge(scored, on="customer_id")
     rules = load_rules(settings.segments_config)

@@ -36,6 +36,10 @@ class Settings(BaseSettings):
     tuning_trials: int = Field(
         default=0, ge=0, description="Optuna trials per family (0: defaults)."
     )
+    train_baselines: bool = Field(
+        default=True,
+        description="Fit the baselines beside the models in every training run (child runs).",
+    )
     promotion_margin: float = Field(
         default=0.002, ge=0, description="Primary-metric gain a challenger needs over the champion."
     )

@@ -14,6 +14,8 @@ from sklearn.metrics import (
 
 CHURN_PRIMARY = "roc_auc"
 VALUE_PRIMARY = "normalized_gini"
+# Metrics where smaller is better; every other metric is better when larger.
+LOWER_IS_BETTER = frozenset({"log_loss", "brier", "calibration_error", "mae", "rmse"})
 
 
 def top_decile_lift(y_true: np.ndarray, score: np.ndarray) -> float:
@@ -25,8 +27,20 @@ def top_decile_lift(y_true: np.ndarray, score: np.ndarray) -> float:
     return float(y_true[order].mean() / base) if base > 0 else float("nan")
 
 
+def calibration_error(y_true: np.ndarray, proba: np.ndarray, bins: int = 10) -> float:
+    """Expected calibration error: the row-weighted mean |observed - predicted| over
+    ten equal-width probability bins."""
+    y_true = np.asarray(y_true, dtype=float)
+    proba = np.asarray(proba, dtype=float)
+    which = np.minimum((proba * bins).astype(int), bins - 1)
+    observed = np.bincount(which, weights=y_true, minlength=bins)
+    predicted = np.bincount(which, weights=proba, minlength=bins)
+    return float(np.abs(observed - predicted).sum() / len(y_true))
+
+
 def churn_metrics(y_true: np.ndarray, proba: np.ndarray) -> dict[str, float]:
-    """ROC AUC (primary), PR AUC, log loss, Brier score and top-decile lift.
+    """ROC AUC (primary), PR AUC, log loss, Brier score, top-decile lift and
+    calibration error.
 
     Raises:
         ValueError: if only one class is present.
@@ -41,6 +55,7 @@ def churn_metrics(y_true: np.ndarray, proba: np.ndarray) -> dict[str, float]:
         "log_loss": float(log_loss(y_true, proba)),
         "brier": float(brier_score_loss(y_true, proba)),
         "top_decile_lift": top_decile_lift(y_true, proba),
+        "calibration_error": calibration_error(y_true, proba),
     }
 
 
@@ -72,4 +87,49 @@ def value_metrics(actual: np.ndarray, pred: np.ndarray) -> dict[str, float]:
         "spearman": float(spearmanr(actual, pred).statistic),
         "normalized_gini": normalized_gini(actual, pred),
         "total_pred_vs_actual_pct": float(100 * pred.sum() / total) if total else float("nan"),
+    }
+
+
+def score(task: str, y_true: np.ndarray, pred: np.ndarray) -> dict[str, float]:
+    """The task's metrics, with the same names for every candidate."""
+    return churn_metrics(y_true, pred) if task == "churn" else value_metrics(y_true, pred)
+
+
+def bootstrap(
+    task: str,
+    y_true: np.ndarray,
+    preds: dict[str, np.ndarray],
+    *,
+    n: int,
+    seed: int,
+    level: float = 0.95,
+) -> dict[str, dict[str, tuple[float, float]]]:
+    """Percentile bootstrap intervals of every metric for every candidate.
+
+    The resamples are shared by all candidates (a paired bootstrap), so their
+    intervals are comparable row for row.
+
+    Returns:
+        ``{candidate: {metric: (low, high)}}``.
+    """
+    y_true = np.asarray(y_true)
+    rng = np.random.default_rng(seed)
+    draws: dict[str, dict[str, list[float]]] = {c: {} for c in preds}
+    done = 0
+    while done < n:
+        idx = rng.integers(0, len(y_true), len(y_true))
+        y = y_true[idx]
+        if task == "churn" and len(np.unique(y)) < 2:
+            continue
+        for cand, pred in preds.items():
+            for metric, value in score(task, y, np.asarray(pred)[idx]).items():
+                draws[cand].setdefault(metric, []).append(value)
+        done += 1
+    tail = 100 * (1 - level) / 2
+    return {
+        cand: {
+            m: (float(np.nanpercentile(v, tail)), float(np.nanpercentile(v, 100 - tail)))
+            for m, v in metrics.items()
+        }
+        for cand, metrics in draws.items()
     }

@@ -88,16 +88,28 @@ def current_champion(client: Any, name: str) -> Any | None:
         return None
 
 
-def load_version(uri: str) -> tuple[Any, str]:
-    """Load a registered model with its native flavor; returns (model, family)."""
+def load_version(uri: str) -> Any:
+    """Load a registered model with its native flavor and its calibration.
+
+    Returns:
+        A :class:`training.models.Trained`.
+
+    Raises:
+        ValueError: if the model has neither an xgboost nor a lightgbm flavor.
+    """
     import mlflow
 
-    flavors = mlflow.models.get_model_info(uri).flavors
-    if "xgboost" in flavors:
-        return mlflow.xgboost.load_model(uri), "xgboost"
-    if "lightgbm" in flavors:
-        return mlflow.lightgbm.load_model(uri), "lightgbm"
-    raise ValueError(f"{uri}: no xgboost or lightgbm flavor in {sorted(flavors)}")
+    from training.models import Calibration, Trained
+
+    info = mlflow.models.get_model_info(uri)
+    metadata = info.metadata or {}
+    task = metadata.get("task", "churn" if "clm-churn" in uri else "clv")
+    calibration = Calibration.from_dict(metadata.get("calibration"))
+    if "xgboost" in info.flavors:
+        return Trained(mlflow.xgboost.load_model(uri), "xgboost", task, calibration)
+    if "lightgbm" in info.flavors:
+        return Trained(mlflow.lightgbm.load_model(uri), "lightgbm", task, calibration)
+    raise ValueError(f"{uri}: no xgboost or lightgbm flavor in {sorted(info.flavors)}")
 
 
 def model_features(uri: str) -> list[str]:

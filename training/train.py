@@ -1,4 +1,4 @@
-"""Build a point-in-time training set, train both families, track, compare, promote."""
+"""Build a point-in-time training set, train both families and the baselines, track, promote."""
 
 from __future__ import annotations
 
@@ -16,8 +16,9 @@ from clm.features import snapshot_timestamp, training_cutoffs, write_snapshot
 from clm.io import partition_dir
 from clm.labels import compute_labels
 from clm.settings import PROJECT_ROOT, Settings
-from training import metrics as M
-from training import models
+from training.baselines import BTYD
+from training.compare import PRIMARY, Candidate, TaskData, best_model, run_candidates, task_data
+from training.metrics import score
 from training.promotion import (
     REGISTERED,
     current_champion,
@@ -26,16 +27,15 @@ from training.promotion import (
     model_features,
     promote,
 )
+from training.tracking import log_candidates
 
 log = logging.getLogger(__name__)
 SERVICES = {"churn": "churn_v1", "clv": "clv_v1"}
-LABELS = {"churn": "churned", "clv": "future_spend"}
-PRIMARY = {"churn": M.CHURN_PRIMARY, "clv": M.VALUE_PRIMARY}
 
 
 @dataclass
 class TrainingSet:
-    """Rows ``(customer_id, cutoff)`` with features and both labels, split train/val/test."""
+    """Rows ``(customer_id, cutoff)`` with both labels and a role: train, val or test."""
 
     frame: pd.DataFrame
     split: str  # "time" or "customers"
@@ -65,11 +65,7 @@ def ensure_snapshots(settings: Settings, days: list[date]) -> list[date]:
 
 
 def build_training_set(settings: Settings, ds: date, horizon_days: int) -> TrainingSet:
-    """Labels at monthly cutoffs joined point-in-time to features through Feast.
-
-    The test set is the latest cutoff whose label window is complete by ds
-    (out of time). If only that cutoff has customers, the test set is a random
-    20% of its customers instead.
+    """The training set a run at ``ds`` uses: monthly cutoffs, the last one out of time.
 
     Raises:
         ValueError: if no cutoff has labelled customers.
@@ -77,24 +73,44 @@ def build_training_set(settings: Settings, ds: date, horizon_days: int) -> Train
     cutoffs = training_cutoffs(
         ds, horizon_days, settings.train_cutoffs, settings.cutoff_spacing_days
     )
+    return build_set(settings, cutoffs, horizon_days)
+
+
+def build_set(
+    settings: Settings, cutoffs: list[date], horizon_days: int, split: str | None = None
+) -> TrainingSet:
+    """Labels at ``cutoffs`` (oldest first), with train, validation and test roles.
+
+    ``split="time"``: the last cutoff is the test set (out of time).
+    ``split="customers"``: only the last cutoff is used, and a random 20% of its
+    customers is the test set. ``None`` picks ``time`` when more than one
+    cutoff has labelled customers. In both, a random 20% of the customers is
+    held out of the training rows as the validation slice (early stopping,
+    tuning, calibration).
+
+    Raises:
+        ValueError: if no cutoff has labelled customers, or the split is unknown.
+    """
+    if split not in (None, "time", "customers"):
+        raise ValueError(f"split must be 'time' or 'customers', got {split!r}")
+    if split == "customers":
+        cutoffs = cutoffs[-1:]
     frames = []
     used = []
     for cutoff in cutoffs:
-        try:
-            labels = compute_labels(settings.validated_dir, cutoff, horizon_days)
-        except ValueError:
-            raise
+        labels = compute_labels(settings.validated_dir, cutoff, horizon_days)
         if labels.empty:
             continue
         labels["cutoff"] = cutoff
         frames.append(labels)
         used.append(cutoff)
     if not frames:
-        raise ValueError(f"no labelled customers at any cutoff {cutoffs} for ds={ds}")
+        raise ValueError(f"no labelled customers at any cutoff {cutoffs}")
+    if split == "time" and len(used) < 2:
+        raise ValueError(f"a time split needs two cutoffs with customers, got {used}")
     made = ensure_snapshots(settings, used)
     if made:
         log.info("computed missing feature snapshots for cutoffs %s", made)
-    feature_store.apply_repo(settings)
     labels = pd.concat(frames, ignore_index=True)
     labels["event_timestamp"] = [pd.Timestamp(snapshot_timestamp(c)) for c in labels["cutoff"]]
 
@@ -102,20 +118,16 @@ def build_training_set(settings: Settings, ds: date, horizon_days: int) -> Train
     rng = np.random.default_rng(settings.seed)
     customers = np.sort(labels["customer_id"].unique())
     held = set(rng.choice(customers, size=max(1, len(customers) // 5), replace=False))
-    if len(used) > 1:
-        split = "time"
+    val_customers = set(rng.choice(customers, size=max(1, len(customers) // 5), replace=False))
+    split = split or ("time" if len(used) > 1 else "customers")
+    if split == "time":
         labels["role"] = np.where(labels["cutoff"] == test_cutoff, "test", "train")
     else:
-        split = "customers"
         labels["role"] = np.where(labels["customer_id"].isin(held), "test", "train")
-    # Validation slice for early stopping: held-out customers of the training rows.
-    val = (labels["role"] == "train") & labels["customer_id"].isin(
-        set(rng.choice(customers, size=max(1, len(customers) // 5), replace=False))
-    )
+    val = (labels["role"] == "train") & labels["customer_id"].isin(val_customers)
     labels.loc[val, "role"] = "val"
     log.info(
-        "training set for ds=%s: %d rows over cutoffs %s (%s split), roles %s",
-        ds,
+        "training set: %d rows over cutoffs %s (%s split), roles %s",
         len(labels),
         [c.isoformat() for c in used],
         split,
@@ -124,9 +136,15 @@ def build_training_set(settings: Settings, ds: date, horizon_days: int) -> Train
     return TrainingSet(labels, split, used, test_cutoff)
 
 
-def score(task: str, y_true: Any, pred: Any) -> dict[str, float]:
-    """The task's metrics, with the same names for every candidate."""
-    return M.churn_metrics(y_true, pred) if task == "churn" else M.value_metrics(y_true, pred)
+def join_features(settings: Settings, data: TrainingSet, task: str) -> TaskData:
+    """Join the task's feature service point in time through Feast."""
+    service = SERVICES[task]
+    names = feature_store.feature_names(settings, service)
+    joined = feature_store.historical_features(
+        settings, data.frame[["customer_id", "event_timestamp"]].drop_duplicates(), service
+    )
+    frame = data.frame.merge(joined, on=["customer_id", "event_timestamp"], how="left")
+    return task_data(task, frame, names)
 
 
 def git_sha() -> str:
@@ -143,57 +161,20 @@ def git_sha() -> str:
         return "unknown"
 
 
-def setup_mlflow(settings: Settings) -> None:
-    """Point MLflow at the configured tracking server and make both experiments exist."""
+def setup_mlflow(settings: Settings, experiments: list[str] | None = None) -> None:
+    """Point MLflow at the configured tracking server and make the experiments exist."""
     import mlflow
 
     mlflow.set_tracking_uri(settings.tracking_uri)
     mlflow.set_registry_uri(settings.tracking_uri)
     (settings.home / "mlflow").mkdir(parents=True, exist_ok=True)
     client = mlflow.MlflowClient()
-    for task in REGISTERED.values():
-        if client.get_experiment_by_name(task) is None:
+    for name in experiments or list(REGISTERED.values()):
+        if client.get_experiment_by_name(name) is None:
             location = None
             if settings.tracking_uri.startswith("sqlite:"):
-                location = (settings.mlflow_artifacts / task).as_uri()
-            client.create_experiment(task, artifact_location=location)
-
-
-def _tune(
-    family: str, task: str, xs: dict[str, Any], ys: dict[str, Any], trials: int, seed: int
-) -> dict[str, Any]:
-    """Optuna search on the validation slice; returns the best params."""
-    import optuna
-
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    base = models.default_params(family)
-    metric = PRIMARY[task]
-
-    def objective(trial: Any) -> float:
-        params = dict(
-            base,
-            learning_rate=trial.suggest_float("learning_rate", 0.02, 0.2, log=True),
-            reg_lambda=trial.suggest_float("reg_lambda", 1e-3, 10.0, log=True),
-            colsample_bytree=trial.suggest_float("colsample_bytree", 0.5, 1.0),
-        )
-        if family == "xgboost":
-            params["max_depth"] = trial.suggest_int("max_depth", 2, 6)
-        else:
-            params["num_leaves"] = trial.suggest_int("num_leaves", 7, 63)
-        model = models.fit(
-            models.build(family, task, params, seed),
-            family,
-            xs["train"],
-            ys["train"],
-            xs["val"],
-            ys["val"],
-        )
-        pred = models.predict(model, task, xs["val"])
-        return score(task, ys["val"], pred)[metric]
-
-    study = optuna.create_study(direction="maximize", sampler=optuna.samplers.TPESampler(seed=seed))
-    study.optimize(objective, n_trials=trials)
-    return dict(base, **study.best_params)
+                location = (settings.mlflow_artifacts / name).as_uri()
+            client.create_experiment(name, artifact_location=location)
 
 
 def train(
@@ -206,15 +187,14 @@ def train(
     force_promotion: bool = False,
     airflow_run_id: str = "manual",
 ) -> TrainResult:
-    """Train every family for churn and clv, log to MLflow, and promote the best.
+    """Train every family and baseline for churn and clv, log to MLflow, promote the best.
 
     One parent run per task in experiments ``clm-churn`` / ``clm-clv``; one
-    child run per family. The best challenger is registered; it becomes
-    ``@champion`` only if :func:`training.promotion.decide` says so, after the
-    current champion is scored on the same test rows.
+    child run per candidate, baselines included. The best model is registered;
+    it becomes ``@champion`` only if :func:`training.promotion.decide` says so,
+    after the current champion is scored on the same test rows.
     """
     import mlflow
-    from mlflow.models import infer_signature
 
     horizon = horizon_days or settings.horizon_days
     families = families or list(settings.model_families)
@@ -228,19 +208,11 @@ def train(
         rows={str(k): int(v) for k, v in data.frame["role"].value_counts().items()},
     )
     sha = git_sha()
-
+    btyd = BTYD(settings.validated_dir, horizon)
+    feature_store.apply_repo(settings)
     for task in ("churn", "clv"):
         service = SERVICES[task]
-        names = feature_store.feature_names(settings, service)
-        joined = feature_store.historical_features(
-            settings, data.frame[["customer_id", "event_timestamp"]].drop_duplicates(), service
-        )
-        frame = data.frame.merge(joined, on=["customer_id", "event_timestamp"], how="left")
-        frame = frame.sort_values(["cutoff", "customer_id"], ignore_index=True)
-        xs = {
-            r: frame.loc[frame.role == r, names].astype("float64") for r in ("train", "val", "test")
-        }
-        ys = {r: frame.loc[frame.role == r, LABELS[task]].to_numpy() for r in xs}
+        rows = join_features(settings, data, task)
         metric = PRIMARY[task]
         tags = {
             "ds": ds.isoformat(),
@@ -251,7 +223,6 @@ def train(
             "task": task,
         }
         mlflow.set_experiment(REGISTERED[task])
-        candidates: dict[str, dict[str, Any]] = {}
         with mlflow.start_run(run_name=f"train {ds.isoformat()}", tags=tags) as parent:
             mlflow.log_params(
                 {
@@ -260,104 +231,112 @@ def train(
                     "test_cutoff": data.test_cutoff.isoformat(),
                     "families": ",".join(families),
                     "tuning_trials": trials,
-                    "n_features": len(names),
+                    "n_features": len(rows.names),
+                    **{f"rows_{k}": v for k, v in result.rows.items()},
                 }
             )
-            test_rows = frame.loc[
-                frame.role == "test", ["customer_id", "cutoff", *names, LABELS[task]]
+            candidates = run_candidates(
+                rows,
+                families=families,
+                trials=trials,
+                seed=settings.seed,
+                btyd=btyd,
+                horizon_days=horizon,
+                with_baselines=settings.train_baselines,
+            )
+            uris = log_candidates(rows, candidates, tags=tags)
+            result.metrics[task] = {c.name: c.scores for c in candidates}
+            challenger = best_model(candidates)
+            beaten_by = [
+                c.name
+                for c in candidates
+                if c.kind == "baseline" and c.scores[metric] >= challenger.scores[metric]
             ]
-            mlflow.log_input(
-                mlflow.data.from_pandas(  # type: ignore[attr-defined]
-                    test_rows, name=f"test-{data.test_cutoff}", targets=LABELS[task]
-                ),
-                context="test",
-            )
-            for family in families:
-                params = (
-                    _tune(family, task, xs, ys, trials, settings.seed)
-                    if trials > 0
-                    else models.default_params(family)
-                )
-                model = models.fit(
-                    models.build(family, task, params, settings.seed),
-                    family,
-                    xs["train"],
-                    ys["train"],
-                    xs["val"],
-                    ys["val"],
-                )
-                pred = models.predict(model, task, xs["test"])
-                scores = score(task, ys["test"], pred)
-                with mlflow.start_run(
-                    run_name=family, nested=True, tags={**tags, "family": family}
-                ):
-                    mlflow.log_params({k: v for k, v in params.items()})
-                    mlflow.log_metrics(scores)
-                    example = xs["test"].head(5)
-                    signature = infer_signature(example, models.predict(model, task, example))
-                    flavor = mlflow.xgboost if family == "xgboost" else mlflow.lightgbm
-                    info = flavor.log_model(
-                        model, name="model", signature=signature, input_example=example
-                    )
-                candidates[family] = {"scores": scores, "model_uri": info.model_uri}
-                log.info(
-                    "%s %s on %d test rows: %s",
+            if beaten_by:
+                log.warning(
+                    "%s: baseline(s) %s match or beat %s on %s",
                     task,
-                    family,
-                    len(ys["test"]),
-                    {k: round(v, 4) for k, v in scores.items()},
+                    beaten_by,
+                    challenger.name,
+                    metric,
                 )
-            result.metrics[task] = {f: c["scores"] for f, c in candidates.items()}
-
-            best = max(candidates, key=lambda f: candidates[f]["scores"][metric])
-            challenger = candidates[best]
-            champion = current_champion(client, REGISTERED[task])
-            champion_score = None
-            champion_version = None
-            if champion is not None:
-                champion_version = str(champion.version)
-                uri = f"models:/{REGISTERED[task]}/{champion.version}"
-                if model_features(uri) == names:
-                    old, _ = load_version(uri)
-                    old_pred = models.predict(old, task, xs["test"])
-                    champion_score = score(task, ys["test"], old_pred)[metric]
-                    mlflow.log_metric(f"champion_{metric}", champion_score)
-                else:
-                    log.warning(
-                        "champion v%s has another feature schema; not comparable", champion.version
-                    )
-            floor = settings.churn_auc_floor if task == "churn" else settings.clv_gini_floor
-            decision = decide(
-                challenger["scores"][metric],
-                champion_score,
-                floor=floor,
-                margin=settings.promotion_margin,
-                schema_ok=model_features(challenger["model_uri"]) == names,
-                force=force_promotion,
-            )
-            version = promote(
-                task=task,
+            decided = _decide_and_promote(
+                settings,
+                client,
+                rows,
+                challenger,
+                uris[challenger.name],
                 ds=ds,
-                model_uri=challenger["model_uri"],
-                family=best,
-                metric=metric,
-                challenger_score=challenger["scores"][metric],
-                champion_score=champion_score,
-                champion_version=champion_version,
-                decision=decision,
+                force=force_promotion,
                 run_id=parent.info.run_id,
-                warehouse_url=settings.warehouse,
             )
             mlflow.set_tags(
-                {"best_family": best, "decision": decision.label, "registered_version": version}
+                {
+                    "best_family": challenger.name,
+                    "decision": decided["decision"],
+                    "registered_version": decided["version"],
+                }
             )
-            result.decisions[task] = {
-                "family": best,
-                "version": version,
-                "decision": decision.label,
-                "reasons": decision.reasons,
-                metric: challenger["scores"][metric],
-                "champion_version": champion_version,
-                "champion_score": champion_score,
-            }
+            result.decisions[task] = decided
     return result
+
+
+def _decide_and_promote(
+    settings: Settings,
+    client: Any,
+    data: TaskData,
+    challenger: Candidate,
+    model_uri: str,
+    *,
+    ds: date,
+    force: bool,
+    run_id: str,
+) -> dict[str, Any]:
+    """Score the champion on today's test rows, decide, and apply the decision."""
+    import mlflow
+
+    task = data.task
+    metric = PRIMARY[task]
+    champion = current_champion(client, REGISTERED[task])
+    champion_score = None
+    champion_version = None
+    if champion is not None:
+        champion_version = str(champion.version)
+        uri = f"models:/{REGISTERED[task]}/{champion.version}"
+        if model_features(uri) == data.names:
+            old = load_version(uri)
+            champion_score = score(task, data.y("test"), old.predict(data.x("test")))[metric]
+            mlflow.log_metric(f"champion_{metric}", champion_score)
+        else:
+            log.warning("champion v%s has another feature schema; not comparable", champion_version)
+    floor = settings.churn_auc_floor if task == "churn" else settings.clv_gini_floor
+    decision = decide(
+        challenger.scores[metric],
+        champion_score,
+        floor=floor,
+        margin=settings.promotion_margin,
+        schema_ok=model_features(model_uri) == data.names,
+        force=force,
+    )
+    version = promote(
+        task=task,
+        ds=ds,
+        model_uri=model_uri,
+        family=challenger.name,
+        metric=metric,
+        challenger_score=challenger.scores[metric],
+        champion_score=champion_score,
+        champion_version=champion_version,
+        decision=decision,
+        run_id=run_id,
+        warehouse_url=settings.warehouse,
+    )
+    return {
+        "family": challenger.name,
+        "version": version,
+        "decision": decision.label,
+        "reasons": decision.reasons,
+        metric: challenger.scores[metric],
+        "champion_version": champion_version,
+        "champion_score": champion_score,
+    }
