@@ -620,6 +620,170 @@ def rollback(
 
 
 @app.command()
+def evaluate(
+    dataset: Annotated[
+        str,
+        typer.Option(
+            help="simulated, online-retail, or the CLM home (or its landing/) of data "
+            "imported with `clm import transactions`."
+        ),
+    ] = "simulated",
+    data: Annotated[
+        Path | None,
+        typer.Option(
+            help="The UCI file for online-retail (default: ../shared/data/online_retail/"
+            "online_retail.csv.gz or $CLM_ONLINE_RETAIL)."
+        ),
+    ] = None,
+    cutoff: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="A cutoff date; repeat for several. The last is the test cutoff. Default: "
+            "the reference split for online-retail, else three cutoffs 13 weeks apart."
+        ),
+    ] = None,
+    horizon: Annotated[
+        int | None, typer.Option(min=7, help="H in days (default 91 for online-retail).")
+    ] = None,
+    split: Annotated[
+        str, typer.Option(help="time (out-of-time test cutoff) or customers (random 20%).")
+    ] = "time",
+    customers: Annotated[int, typer.Option(min=100, help="Simulated shop size.")] = 20_000,
+    days: Annotated[int, typer.Option(min=200, help="Simulated days.")] = 540,
+    trials: Annotated[int, typer.Option(min=0, help="Optuna trials per family.")] = 20,
+    families: Annotated[
+        list[str] | None, typer.Option("--family", help="Model family; repeat. Default both.")
+    ] = None,
+    bootstrap: Annotated[int, typer.Option(min=50, help="Bootstrap resamples.")] = 500,
+    json_path: Annotated[
+        Path | None, typer.Option("--json", help="Also write the comparison here.")
+    ] = None,
+    track: Annotated[
+        bool, typer.Option(help="Log the runs to MLflow (experiments clm-<task>-evaluate).")
+    ] = True,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
+) -> None:
+    """Train the models and the baselines on one data set and print one comparison.
+
+    Every metric comes with a paired bootstrap 95% interval. On the simulated
+    shop the oracle (from the latent truth) is the ceiling; on online-retail the
+    reference targets of DESIGN section 10 are checked.
+    """
+    settings = _setup(verbose)
+    from training.evaluate import DATASETS, EvalSpec
+    from training.evaluate import evaluate as run_evaluate
+
+    if split not in ("time", "customers"):
+        raise typer.BadParameter("expected time or customers", param_hint="--split")
+    if dataset not in DATASETS and not Path(dataset).exists():
+        raise typer.BadParameter(
+            f"expected {' or '.join(DATASETS)} or an existing path, got {dataset!r}",
+            param_hint="--dataset",
+        )
+    for family in families or []:
+        if family not in ("xgboost", "lightgbm"):
+            raise typer.BadParameter(f"unknown family {family!r}", param_hint="--family")
+    spec = EvalSpec(
+        dataset=dataset,
+        data_file=data,
+        cutoffs=[_date(c, "--cutoff") for c in cutoff or []],
+        horizon_days=horizon,
+        split=split,
+        customers=customers,
+        days=days,
+        trials=trials,
+        families=families or ["xgboost", "lightgbm"],
+        bootstrap=bootstrap,
+        track=track,
+    )
+    with console.status("evaluating") as status:
+
+        def say(message: str) -> None:
+            status.update(message)
+            log.info(message)
+
+        try:
+            report = run_evaluate(spec, settings, say)
+        except (ValueError, FileNotFoundError) as exc:
+            console.print(f"[red]error:[/] {exc}")
+            raise typer.Exit(1) from exc
+    _print_evaluation(report)
+    if json_path is not None:
+        json_path.parent.mkdir(parents=True, exist_ok=True)
+        json_path.write_text(json.dumps(report, indent=2, default=str))
+        console.print(f"wrote {json_path}")
+
+
+def _print_evaluation(report: dict[str, Any]) -> None:
+    from training.evaluate import best_value
+    from training.metrics import LOWER_IS_BETTER
+
+    rows = report["rows"]
+    console.print(
+        f"[bold]{report['dataset']}[/]: {report['split']} split, cutoffs "
+        f"{', '.join(report['cutoffs'])} (test {report['test_cutoff']}), "
+        f"H={report['horizon_days']} days; rows train {rows.get('train', 0):,}, val {rows.get('val', 0):,}, "
+        f"test {rows.get('test', 0):,}; test churn rate {report['churn_rate_test']:.1%}"
+    )
+    for task, body in report["tasks"].items():
+        entries = body["candidates"]
+        metrics = list(entries[0]["metrics"])
+        table = Table(
+            title=f"{task}: {body['label']} (primary {body['primary']}; "
+            f"95% bootstrap intervals, {report['bootstrap_resamples']} resamples)",
+            title_justify="left",
+        )
+        table.add_column("candidate")
+        table.add_column("kind")
+        for m in metrics:
+            arrow = "↓" if m in LOWER_IS_BETTER else "↑"
+            table.add_column(f"{m} {arrow}", justify="right")
+        best = {m: best_value(entries, m, ("model", "baseline")) for m in metrics}
+        for e in entries:
+            cells = []
+            for m in metrics:
+                v = e["metrics"][m]
+                text = f"{v['value']:.3f} [{v['low']:.3f}, {v['high']:.3f}]"
+                if e["kind"] != "ceiling" and v["value"] == best[m]:
+                    text = f"[bold green]{text}[/]"
+                cells.append(text)
+            style = "dim" if e["kind"] == "ceiling" else None
+            table.add_row(e["name"], e["kind"], *cells, style=style)
+        console.print(table)
+        for name, verdict in body["verdicts"].items():
+            if verdict["beats_every_baseline"]:
+                console.print(f"  {name} beats every baseline on every metric")
+            else:
+                console.print(
+                    f"  [yellow]{name} does not beat every baseline:[/] "
+                    + "; ".join(verdict["not_beaten"])
+                )
+        if "targets" in body:
+            t = Table(title=f"{task}: DESIGN section 10 targets", title_justify="left")
+            t.add_column("metric")
+            t.add_column("target", justify="right")
+            models = [
+                k
+                for k in next(iter(body["targets"].values()))
+                if k not in ("target", "lower_is_better")
+            ]
+            for name in models:
+                t.add_column(name, justify="right")
+            for metric, row in body["targets"].items():
+                cells = []
+                for name in models:
+                    ok = row[name]["met"]
+                    cells.append(
+                        f"[{'green' if ok else 'red'}]{row[name]['value']:.3f} "
+                        f"{'met' if ok else 'NOT met'}[/]"
+                    )
+                sign = "<" if row["lower_is_better"] else ">"
+                t.add_row(metric, f"{sign} {row['target']}", *cells)
+            console.print(t)
+    console.print(f"done in {report['seconds']:.0f} s; workspace {report['workspace']}")
+
+
+@app.command()
 def ui(
     which: Annotated[str, typer.Argument(help="airflow or mlflow.")],
     port: Annotated[

@@ -1,0 +1,173 @@
+"""Promotion against a real MLflow registry (SQLite) and the warehouse.
+
+Each case goes through the same function the train DAG calls
+(``_decide_and_promote``): the champion is loaded from the registry and scored
+on the challenger's test rows, the decision is tagged on the version and
+written to ``model_promotions``, and the alias moves only when promoted.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+
+import mlflow
+import numpy as np
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from clm import warehouse
+from clm.cli import app
+from clm.settings import Settings
+from training import models
+from training.compare import Candidate, task_data
+from training.metrics import score
+from training.promotion import REGISTERED, current_champion, rollback
+from training.train import _decide_and_promote, setup_mlflow
+
+NAMES = ["f0", "f1", "f2"]
+DS = date(2024, 6, 1)
+
+
+def _frame(seed: int = 0, n: int = 600) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(n, 3))
+    churned = (x[:, 0] + 0.5 * x[:, 1] + rng.normal(0, 0.7, n) > 0).astype(int)
+    frame = pd.DataFrame(x, columns=NAMES)
+    frame["customer_id"] = [f"C{i:05d}" for i in range(n)]
+    frame["cutoff"] = date(2024, 3, 1)
+    frame["churned"] = churned
+    frame["future_spend"] = 0.0
+    frame["role"] = np.array(["train", "val", "test"])[np.arange(n) % 3]
+    return frame
+
+
+def _candidate(settings: Settings, frame: pd.DataFrame, *, names=NAMES, shuffle=False):
+    """Train a real XGBoost churn model and log it as MLflow does in training."""
+    data = task_data("churn", frame, list(names))
+    y_train = data.y("train")
+    if shuffle:  # a deliberately worse challenger: it learned noise
+        y_train = np.random.default_rng(1).permutation(y_train)
+    trained = models.train_model(
+        "xgboost",
+        "churn",
+        data.x("train"),
+        y_train,
+        data.x("val"),
+        data.y("val"),
+        params=dict(models.default_params("xgboost"), n_estimators=50),
+        seed=42,
+    )
+    pred = trained.predict(data.x("test"))
+    setup_mlflow(settings)
+    mlflow.set_experiment(REGISTERED["churn"])
+    with mlflow.start_run() as run:
+        example = data.x("test").head(3)
+        info = mlflow.xgboost.log_model(
+            trained.model,
+            name="model",
+            signature=mlflow.models.infer_signature(example, pred[:3]),
+            input_example=example,
+            metadata={"task": "churn", "calibration": trained.calibration.as_dict()},
+        )
+    cand = Candidate(
+        "xgboost", "model", "churn", "", {}, pred, score("churn", data.y("test"), pred), {}, trained
+    )
+    return data, cand, info.model_uri, run.info.run_id
+
+
+def _promote(settings: Settings, frame: pd.DataFrame, ds: date = DS, force=False, **kw):
+    data, cand, uri, _ = _candidate(settings, frame, **kw)
+    with mlflow.start_run() as parent:  # train() decides inside the parent run
+        return _decide_and_promote(
+            settings,
+            mlflow.MlflowClient(),
+            data,
+            cand,
+            uri,
+            ds=ds,
+            force=force,
+            run_id=parent.info.run_id,
+        )
+
+
+def _alias(settings: Settings) -> str | None:
+    setup_mlflow(settings)
+    version = current_champion(mlflow.MlflowClient(), "clm-churn")
+    return None if version is None else str(version.version)
+
+
+def _history(settings: Settings) -> pd.DataFrame:
+    return warehouse.query(settings.warehouse, "SELECT * FROM model_promotions ORDER BY ds")
+
+
+def test_first_model_is_promoted_and_recorded(settings: Settings) -> None:
+    decided = _promote(settings, _frame())
+    assert decided["decision"] == "promote" and decided["version"] == "1"
+    assert "no current champion" in decided["reasons"]
+    assert _alias(settings) == "1"
+    tags = mlflow.MlflowClient().get_model_version("clm-churn", "1").tags
+    assert tags["decision"] == "promote" and "no current champion" in tags["reasons"]
+    history = _history(settings)
+    assert history[["challenger_version", "decision"]].values.tolist() == [["1", "promote"]]
+
+
+def test_a_worse_challenger_is_kept_out(settings: Settings) -> None:
+    frame = _frame()
+    _promote(settings, frame)
+    decided = _promote(settings, frame, ds=date(2024, 6, 8), shuffle=True)
+    assert decided["decision"] == "keep"
+    assert decided["champion_score"] > decided["roc_auc"]
+    assert any("does not beat the champion" in r for r in decided["reasons"])
+    assert _alias(settings) == "1"
+    tags = mlflow.MlflowClient().get_model_version("clm-churn", "2").tags
+    assert tags["decision"] == "keep" and tags["compared_with"] == "1"
+    assert _history(settings)["decision"].tolist() == ["promote", "keep"]
+
+
+def test_a_gain_inside_the_margin_is_kept_out(settings: Settings) -> None:
+    frame = _frame()
+    _promote(settings, frame)
+    # The same model retrained: identical score, so any positive margin keeps it out.
+    wide = settings.model_copy(update={"promotion_margin": 0.05})
+    decided = _promote(wide, frame, ds=date(2024, 6, 8))
+    assert decided["decision"] == "keep"
+    assert abs(decided["roc_auc"] - decided["champion_score"]) < 0.05
+    assert "by the margin 0.0500" in decided["reasons"][0]
+    assert _alias(settings) == "1"
+
+
+def test_a_schema_mismatch_is_refused_even_when_forced(settings: Settings) -> None:
+    _promote(settings, _frame())
+    # The challenger was logged with f0, f1, f2; today's feature service says f0, f1, other.
+    _, cand, uri, run_id = _candidate(settings, _frame())
+    bad = task_data("churn", _frame().rename(columns={"f2": "other"}), ["f0", "f1", "other"])
+    with mlflow.start_run():
+        decided = _decide_and_promote(
+            settings,
+            mlflow.MlflowClient(),
+            bad,
+            cand,
+            uri,
+            ds=date(2024, 6, 8),
+            force=True,
+            run_id=run_id,
+        )
+    assert decided["decision"] == "keep"
+    assert decided["reasons"] == ["feature schema does not match the feature service"]
+    assert _alias(settings) == "1"
+
+
+def test_rollback_moves_the_alias_back(settings: Settings) -> None:
+    frame = _frame()
+    _promote(settings, frame)
+    _promote(settings, frame, ds=date(2024, 6, 8), force=True)
+    assert _alias(settings) == "2"
+    result = CliRunner().invoke(app, ["models", "rollback", "--model", "clm-churn", "--to", "1"])
+    assert result.exit_code == 0, result.output
+    assert _alias(settings) == "1"
+    listing = CliRunner().invoke(app, ["models"])
+    assert "clm-churn@champion = v1" in listing.output
+    with pytest.raises(Exception, match="9"):
+        rollback("clm-churn", "9")
+    assert _alias(settings) == "1"
