@@ -722,7 +722,8 @@ def _print_evaluation(report: dict[str, Any]) -> None:
     console.print(
         f"[bold]{report['dataset']}[/]: {report['split']} split, cutoffs "
         f"{', '.join(report['cutoffs'])} (test {report['test_cutoff']}), "
-        f"H={report['horizon_days']} days; rows train {rows.get('train', 0):,}, val {rows.get('val', 0):,}, "
+        f"H={report['horizon_days']} days; rows train {rows.get('train', 0):,}, "
+        f"val {rows.get('val', 0):,}, "
         f"test {rows.get('test', 0):,}; test churn rate {report['churn_rate_test']:.1%}"
     )
     for task, body in report["tasks"].items():
