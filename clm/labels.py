@@ -24,11 +24,12 @@ WITH c AS (
 population AS (SELECT DISTINCT customer_id FROM c WHERE d <= $cutoff)
 SELECT p.customer_id,
     CAST(COUNT(c.amount) = 0 AS INTEGER) AS churned,
-    COALESCE(SUM(c.amount), 0.0) AS future_spend
+    CAST(COALESCE(SUM(CAST(c.amount AS DECIMAL(18, 4))), 0) AS DOUBLE) AS future_spend
 FROM population p LEFT JOIN c ON c.customer_id = p.customer_id AND c.d > $cutoff
 GROUP BY p.customer_id
 ORDER BY p.customer_id
 """
+# DECIMAL sums are exact, so labels do not depend on DuckDB's thread order.
 
 
 def compute_labels(validated_dir: Path, cutoff: date, horizon_days: int) -> pd.DataFrame:

@@ -41,7 +41,8 @@ RFM_FEATURES = ("recency_days", "frequency_lifetime", "monetary_lifetime")
 
 _SUMMARY_SQL = """
 WITH d AS (
-    SELECT customer_id, CAST(order_ts AS DATE) AS day, SUM(amount) AS spend
+    SELECT customer_id, CAST(order_ts AS DATE) AS day,
+        CAST(SUM(CAST(amount AS DECIMAL(18, 4))) AS DOUBLE) AS spend
     FROM read_parquet($orders, hive_partitioning = true)
     WHERE status = 'completed' AND ds <= $cutoff
     GROUP BY ALL
@@ -58,6 +59,7 @@ SELECT customer_id,
     CASE WHEN frequency > 0 THEN (total - first_spend) / frequency ELSE 0 END AS monetary_value
 FROM f ORDER BY customer_id
 """
+# Sums are DECIMAL: exact, so the result does not depend on DuckDB's thread order.
 
 
 def btyd_summary(validated_dir: Path, cutoff: date) -> pd.DataFrame:

@@ -1,0 +1,88 @@
+"""`clm evaluate` end to end on a small simulated shop, through the real gate, Feast and MLflow."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import mlflow
+import pytest
+from typer.testing import CliRunner
+
+from clm.cli import app
+from clm.settings import Settings
+from training.train import setup_mlflow
+
+pytestmark = pytest.mark.slow
+
+
+def test_evaluate_prints_and_writes_the_comparison_with_the_oracle_ceiling(
+    settings: Settings, tmp_path: Path
+) -> None:
+    out = tmp_path / "out.json"
+    args = ["evaluate", "--dataset", "simulated", "--customers", "1500", "--days", "420"]
+    args += ["--trials", "3", "--bootstrap", "60", "--json", str(out)]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    report = json.loads(out.read_text())
+    assert report["split"] == "time" and len(report["cutoffs"]) == 3
+    assert report["rows"]["test"] > 200 and report["rows"]["val"] > 0
+    for task, metrics in (
+        ("churn", {"roc_auc", "pr_auc", "log_loss", "brier", "top_decile_lift"}),
+        ("clv", {"mae", "rmse", "spearman", "normalized_gini", "total_pred_vs_actual_pct"}),
+    ):
+        entries = {e["name"]: e for e in report["tasks"][task]["candidates"]}
+        baselines = {"churn": {"recency", "rfm_logreg", "bgnbd"}, "clv": {"run_rate", "bgnbd_gg"}}
+        assert {"xgboost", "lightgbm", "oracle"} | baselines[task] == set(entries)
+        for e in entries.values():
+            assert metrics <= set(e["metrics"])
+            for m in e["metrics"].values():
+                assert m["low"] <= m["value"] <= m["high"] or m["low"] == m["high"]
+        primary = report["tasks"][task]["primary"]
+        oracle = entries["oracle"]["metrics"][primary]["value"]
+        best_model = max(entries[f]["metrics"][primary]["value"] for f in ("xgboost", "lightgbm"))
+        # the oracle is the ceiling: no model may pass it (beyond bootstrap noise)
+        assert best_model <= entries["oracle"]["metrics"][primary]["high"]
+        assert oracle > 0.6
+    assert "oracle" in result.output and "rfm_logreg" in result.output
+
+    # the runs are in MLflow, one parent per task, one child per candidate
+    setup_mlflow(settings)
+    runs = mlflow.search_runs(experiment_names=["clm-churn-evaluate"])
+    children = runs[runs["tags.mlflow.parentRunId"].notna()]
+    assert set(children["tags.candidate"]) == {
+        "xgboost",
+        "lightgbm",
+        "recency",
+        "rfm_logreg",
+        "bgnbd",
+    }
+    assert children["metrics.roc_auc"].notna().all()
+
+    # a second run reuses the landed workspace and gives the same figures
+    again = tmp_path / "again.json"
+    result = CliRunner().invoke(app, [*args[:-1], str(again), "--no-track"])
+    assert result.exit_code == 0, result.output
+    second = json.loads(again.read_text())
+    for task, body in report["tasks"].items():
+        for first, repeat in zip(
+            body["candidates"], second["tasks"][task]["candidates"], strict=True
+        ):
+            # Bit-identical for the models; BG/NBD x Gamma-Gamma goes through PyTensor,
+            # whose reductions can differ in the last bits between processes.
+            for metric, value in first["metrics"].items():
+                assert repeat["metrics"][metric] == pytest.approx(value, rel=1e-9), (
+                    f"{task} {first['name']} {metric} differs on a re-run"
+                )
+                if first["kind"] == "model":
+                    assert repeat["metrics"][metric] == value
+
+
+def test_evaluate_refuses_a_bad_dataset_and_split(settings: Settings, tmp_path: Path) -> None:
+    result = CliRunner().invoke(app, ["evaluate", "--dataset", str(tmp_path / "nowhere")])
+    assert result.exit_code != 0 and "existing path" in result.output
+    result = CliRunner().invoke(app, ["evaluate", "--split", "random"])
+    assert result.exit_code != 0 and "time or customers" in result.output
+    (tmp_path / "empty").mkdir()
+    result = CliRunner().invoke(app, ["evaluate", "--dataset", str(tmp_path / "empty")])
+    assert result.exit_code == 1 and "clm import transactions" in result.output
