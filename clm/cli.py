@@ -750,7 +750,8 @@ def _print_evaluation(report: dict[str, Any]) -> None:
                 cells.append(text)
             style = "dim" if e["kind"] == "ceiling" else None
             table.add_row(e["name"], e["kind"], *cells, style=style)
-        console.print(table)
+        # Intervals need room: never squeeze the table below 160 columns.
+        console.print(table, width=max(console.width, 160))
         for name, verdict in body["verdicts"].items():
             if verdict["beats_every_baseline"]:
                 console.print(f"  {name} beats every baseline on every metric")
