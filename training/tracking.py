@@ -85,7 +85,7 @@ def log_candidates(
             mlflow.log_params(_clean_params(c.params))
             if c.tuning:
                 mlflow.log_params({f"tuning_{k}": v for k, v in c.tuning.items()})
-            mlflow.log_metrics({**c.scores, **c.extra})
+            mlflow.log_metrics(c.scores)  # the same names for every candidate
             mlflow.log_input(test_ds, context="test")
             mlflow.log_input(train_ds, context="training")
             _figures(task, y, {c.name: c.pred}, "plots/")
@@ -113,7 +113,10 @@ def log_candidates(
                     metadata=metadata,
                 )
                 uris[c.name] = info.model_uri
-    # The parent run carries the overlay plots and the comparison table.
+    # The parent run carries model-only figures (so child metric names stay the
+    # same for every candidate), the overlay plots and the comparison table.
+    for c in candidates:
+        mlflow.log_metrics({f"{c.name}.{k}": v for k, v in c.extra.items()})
     _figures(task, y, {c.name: c.pred for c in candidates}, "comparison/")
     table: dict[str, list[Any]] = {"candidate": [], "kind": []}
     for c in candidates:

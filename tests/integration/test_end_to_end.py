@@ -114,10 +114,25 @@ def test_mlflow_has_both_families_and_the_champion_alias(pipeline) -> None:
         children = [r for r in runs if "mlflow.parentRunId" in r.data.tags]
         parents = [r for r in runs if "mlflow.parentRunId" not in r.data.tags]
         assert len(parents) == 2  # first day (no champion) and the training weekday
-        assert {r.data.tags["family"] for r in children} == {"xgboost", "lightgbm"}
+        baselines = (
+            {"recency", "rfm_logreg", "bgnbd"}
+            if name == "clm-churn"
+            else {
+                "run_rate",
+                "bgnbd_gg",
+            }
+        )
+        assert {r.data.tags["candidate"] for r in children} == {"xgboost", "lightgbm"} | baselines
+        assert {r.data.tags.get("family") for r in children} == {"xgboost", "lightgbm", None}
         metrics = set(children[0].data.metrics)
-        assert all(set(r.data.metrics) == metrics for r in children)
-        assert {"ds", "airflow_run_id", "git_sha", "feature_service"} <= set(parents[0].data.tags)
+        assert all(set(r.data.metrics) == metrics for r in children)  # comparable in the UI
+        tags = {"ds", "airflow_run_id", "git_sha", "feature_service"}
+        assert all(tags <= set(r.data.tags) for r in runs)
+        for child in children:
+            plots = {a.path for a in client.list_artifacts(child.info.run_id, "plots")}
+            expected = {"roc", "pr", "calibration", "lift"} if name == "clm-churn" else {"gains"}
+            assert {f"plots/{p}.png" for p in expected} <= plots
+            assert child.inputs.dataset_inputs, "each run names its input datasets"
         champion = client.get_model_version_by_alias(name, "champion")
         assert champion.tags["decision"] == "promote"
         model_info = mlflow.models.get_model_info(f"models:/{name}@champion")
