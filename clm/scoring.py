@@ -110,7 +110,7 @@ def score_day(settings: Settings, ds: date) -> ScoreReport:
         if missing:
             raise BatchError(f"ds={ds}: features {missing} needed by {uri} are not in the snapshot")
         x = snapshot[names].astype("float64")
-        prediction = models.predict(trained, x)
+        prediction = trained.predict(x)
         if task == "churn":
             scored["churn_probability"] = prediction
             scored["top_reasons"] = top_reasons(models.contributions(trained, x), names)

@@ -227,11 +227,6 @@ class Trained:
         return {n: float(v / total) if total else 0.0 for n, v in zip(names, values, strict=True)}
 
 
-def predict(trained: Trained, x: pd.DataFrame) -> np.ndarray:
-    """Calibrated churn probability, or expected spend."""
-    return trained.predict(x)
-
-
 def contributions(trained: Trained, x: pd.DataFrame) -> np.ndarray:
     """Tree SHAP contributions per feature (bias column dropped), natively computed."""
     if trained.family == "xgboost":

@@ -106,7 +106,9 @@ def test_mlflow_has_both_families_and_the_champion_alias(pipeline) -> None:
     _, settings = pipeline
     import mlflow
 
-    mlflow.set_tracking_uri(settings.tracking_uri)
+    from training.train import setup_mlflow
+
+    setup_mlflow(settings)  # tracking and registry: an earlier test may have moved either
     client = mlflow.MlflowClient()
     for name in ("clm-churn", "clm-clv"):
         experiment = client.get_experiment_by_name(name)
