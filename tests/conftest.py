@@ -2,8 +2,14 @@
 
 from __future__ import annotations
 
+import glob
 import os
+import shutil
+import socket
+import subprocess
 import tempfile
+import uuid
+from collections.abc import Iterator
 from datetime import date
 from pathlib import Path
 
@@ -51,3 +57,81 @@ def require_service(name: str, available: bool, why: str) -> None:
     if os.environ.get("CLM_REQUIRE_SERVICES") == "1":
         pytest.fail(f"{name} is required (CLM_REQUIRE_SERVICES=1) but unavailable: {why}")
     pytest.skip(f"{name} unavailable: {why}")
+
+
+def free_port() -> int:
+    """A TCP port nothing listens on right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _pg_bin(name: str) -> str | None:
+    found = shutil.which(name)
+    if found:
+        return found
+    candidates = sorted(glob.glob(f"/usr/lib/postgresql/*/bin/{name}"))
+    return candidates[-1] if candidates else None
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[str]:
+    """A throwaway PostgreSQL server on a free port; yields its base URL (no database).
+
+    Postgres refuses to run as root, so as root it runs as the ``postgres`` user.
+    """
+    initdb, pg_ctl = _pg_bin("initdb"), _pg_bin("pg_ctl")
+    require_service(
+        "PostgreSQL",
+        bool(initdb and pg_ctl),
+        "initdb/pg_ctl not found (apt-get install postgresql)",
+    )
+    assert initdb and pg_ctl
+    data = Path(tempfile.mkdtemp(prefix="clm-pg-"))
+    prefix: list[str] = []
+    if os.geteuid() == 0:
+        shutil.chown(data, "postgres", "postgres")
+        prefix = ["runuser", "-u", "postgres", "--"]
+    port = free_port()
+    subprocess.run(
+        [*prefix, initdb, "-D", str(data / "db"), "-A", "trust", "-U", "clm"],
+        check=True,
+        capture_output=True,
+    )
+    options = f"-p {port} -k {data} -c listen_addresses=127.0.0.1 -c fsync=off"
+    subprocess.run(
+        [
+            *prefix,
+            pg_ctl,
+            "-D",
+            str(data / "db"),
+            "-o",
+            options,
+            "-l",
+            str(data / "log"),
+            "-w",
+            "start",
+        ],
+        check=True,
+        capture_output=True,
+    )
+    try:
+        yield f"postgresql://clm@127.0.0.1:{port}"
+    finally:
+        subprocess.run(
+            [*prefix, pg_ctl, "-D", str(data / "db"), "-m", "immediate", "stop"],
+            check=False,
+            capture_output=True,
+        )
+        shutil.rmtree(data, ignore_errors=True)
+
+
+@pytest.fixture
+def postgres_url(postgres_server: str) -> str:
+    """A fresh, empty database on the throwaway server."""
+    import psycopg
+
+    name = f"t_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(f"{postgres_server}/postgres", autocommit=True) as con:
+        con.execute(f"CREATE DATABASE {name}")
+    return f"{postgres_server}/{name}"

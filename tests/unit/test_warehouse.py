@@ -1,52 +1,168 @@
+"""The warehouse on both backends: keyed replacement, atomic multi-table writes, crash safety."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
 from datetime import date
 
-import duckdb
 import pandas as pd
 import pytest
 
 from clm import warehouse
+from clm.warehouse import Partition
+
+D1, D2 = date(2024, 1, 1), date(2024, 1, 2)
 
 
-def _summary(ds, n):
+@pytest.fixture(params=["duckdb", "postgres"])
+def url(request: pytest.FixtureRequest, tmp_path) -> str:
+    if request.param == "duckdb":
+        return f"duckdb:///{tmp_path / 'w.duckdb'}"
+    return str(request.getfixturevalue("postgres_url"))
+
+
+def _summary(ds: date, n: int, spend: float = 1.0) -> pd.DataFrame:
     return pd.DataFrame(
         {
             "ds": [ds] * n,
             "segment": [f"s{i}" for i in range(n)],
             "customers": range(n),
-            "mean_churn_probability": [0.5] * n,
-            "total_expected_spend": [1.0] * n,
+            "mean_churn_probability": [0.1 + 1e-17 * i for i in range(n)],
+            "total_expected_spend": [spend / 3] * n,
         }
     )
 
 
-def test_replace_partition_is_idempotent_and_keyed(tmp_path) -> None:
-    url = f"duckdb:///{tmp_path / 'w.duckdb'}"
-    d1, d2 = date(2024, 1, 1), date(2024, 1, 2)
-    warehouse.replace_partition(url, "segment_summary", _summary(d1, 3), ds=d1)
-    warehouse.replace_partition(url, "segment_summary", _summary(d2, 2), ds=d2)
-    warehouse.replace_partition(url, "segment_summary", _summary(d1, 3), ds=d1)
+def _transitions(ds: date, n: int) -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "ds": [ds] * n,
+            "from_segment": ["a"] * n,
+            "to_segment": [f"b{i}" for i in range(n)],
+            "customers": [7] * n,
+        }
+    )
+
+
+def test_replace_partition_is_idempotent_and_keyed(url: str) -> None:
+    warehouse.replace_partition(url, "segment_summary", _summary(D1, 3), ds=D1)
+    warehouse.replace_partition(url, "segment_summary", _summary(D2, 2), ds=D2)
+    first = warehouse.checksum(url, "segment_summary", ds=D1)
+    warehouse.replace_partition(url, "segment_summary", _summary(D1, 3), ds=D1)
     counts = warehouse.query(
-        url, "SELECT ds, COUNT(*) n FROM segment_summary GROUP BY ds ORDER BY ds"
+        url, "SELECT ds, COUNT(*) AS n FROM segment_summary GROUP BY ds ORDER BY ds"
     )
     assert list(counts["n"]) == [3, 2]
+    assert warehouse.checksum(url, "segment_summary", ds=D1) == first
+    # Floats survive the round trip bit for bit, so the checksum sees a change in the last bit.
+    warehouse.replace_partition(url, "segment_summary", _summary(D1, 3, spend=1.0 + 2e-16), ds=D1)
+    assert warehouse.checksum(url, "segment_summary", ds=D1) != first
 
 
-def test_failed_write_keeps_the_previous_partition(tmp_path) -> None:
-    url = f"duckdb:///{tmp_path / 'w.duckdb'}"
-    d1 = date(2024, 1, 1)
-    warehouse.replace_partition(url, "segment_summary", _summary(d1, 3), ds=d1)
-    broken = _summary(d1, 2)
-    broken.loc[1, "segment"] = "s0"  # duplicate primary key -> the insert fails
-    with pytest.raises(duckdb.ConstraintException):
-        warehouse.replace_partition(url, "segment_summary", broken, ds=d1)
-    assert len(warehouse.query(url, "SELECT * FROM segment_summary")) == 3
-
-
-def test_rows_must_match_the_partition_key(tmp_path) -> None:
-    url = f"duckdb:///{tmp_path / 'w.duckdb'}"
-    with pytest.raises(ValueError, match="every row must have ds"):
-        warehouse.replace_partition(
-            url, "segment_summary", _summary(date(2024, 1, 1), 1), ds=date(2024, 1, 2)
+def test_checksums_agree_across_backends(tmp_path, postgres_url: str) -> None:
+    duck = f"duckdb:///{tmp_path / 'w.duckdb'}"
+    for target in (duck, postgres_url):
+        warehouse.replace_partitions(
+            target,
+            [
+                Partition("segment_summary", _summary(D1, 4), {"ds": D1}),
+                Partition("segment_transitions", _transitions(D1, 3), {"ds": D1}),
+            ],
         )
-    with pytest.raises(ValueError, match="unsupported warehouse URL"):
-        warehouse.query("sqlite:///x.db", "SELECT 1")
+    for table in ("segment_summary", "segment_transitions"):
+        assert warehouse.checksum(duck, table, ds=D1) == warehouse.checksum(
+            postgres_url, table, ds=D1
+        )
+
+
+def test_a_failure_midway_keeps_every_previous_partition(url: str) -> None:
+    warehouse.replace_partitions(
+        url,
+        [
+            Partition("segment_summary", _summary(D1, 3), {"ds": D1}),
+            Partition("segment_transitions", _transitions(D1, 2), {"ds": D1}),
+        ],
+    )
+    before = {
+        t: warehouse.checksum(url, t, ds=D1) for t in ("segment_summary", "segment_transitions")
+    }
+    broken = _transitions(D1, 2)
+    broken.loc[1, "to_segment"] = "b0"  # duplicate primary key: the second insert fails
+    with pytest.raises(Exception, match="(?i)constraint|duplicate|unique"):
+        warehouse.replace_partitions(
+            url,
+            [
+                Partition("segment_summary", _summary(D1, 5), {"ds": D1}),
+                Partition("segment_transitions", broken, {"ds": D1}),
+            ],
+        )
+    after = {t: warehouse.checksum(url, t, ds=D1) for t in before}
+    assert after == before
+
+
+CRASH = """
+import os, sys
+from datetime import date
+import pandas as pd
+from clm import warehouse
+from clm.warehouse import Partition
+
+url, rows = sys.argv[1], int(sys.argv[2])
+calls = []
+real = {cls: cls.insert for cls in (warehouse.DuckDBTransaction, warehouse.PostgresTransaction)}
+
+def crash_on_second(self, table, frame):
+    calls.append(table)
+    if len(calls) == 2:
+        os._exit(9)  # the process dies: no rollback, no cleanup
+    real[type(self)](self, table, frame)
+
+for cls in real:
+    cls.insert = crash_on_second
+d = date(2024, 1, 1)
+summary = pd.DataFrame({"ds": [d] * rows, "segment": [f"new{i}" for i in range(rows)],
+    "customers": 1, "mean_churn_probability": 0.5, "total_expected_spend": 2.0})
+moves = pd.DataFrame({"ds": [d] * rows, "from_segment": "a",
+    "to_segment": [f"new{i}" for i in range(rows)], "customers": 1})
+warehouse.replace_partitions(url, [Partition("segment_summary", summary, {"ds": d}),
+    Partition("segment_transitions", moves, {"ds": d})])
+"""
+
+
+def test_a_crash_in_the_middle_of_a_write_leaves_the_previous_day(url: str, tmp_path) -> None:
+    warehouse.replace_partitions(
+        url,
+        [
+            Partition("segment_summary", _summary(D1, 3), {"ds": D1}),
+            Partition("segment_transitions", _transitions(D1, 2), {"ds": D1}),
+        ],
+    )
+    before = {
+        t: warehouse.checksum(url, t, ds=D1) for t in ("segment_summary", "segment_transitions")
+    }
+    script = tmp_path / "crash.py"
+    script.write_text(textwrap.dedent(CRASH))
+    crashed = subprocess.run(
+        [sys.executable, str(script), url, "50000"], check=False, capture_output=True
+    )
+    assert crashed.returncode == 9, crashed.stderr.decode()[-2000:]
+    assert {t: warehouse.checksum(url, t, ds=D1) for t in before} == before
+    assert len(warehouse.query(url, "SELECT * FROM segment_summary WHERE segment LIKE 'new%'")) == 0
+
+
+def test_bad_input_is_refused(url: str) -> None:
+    with pytest.raises(ValueError, match="every row must have ds"):
+        warehouse.replace_partition(url, "segment_summary", _summary(D1, 1), ds=D2)
+    with pytest.raises(ValueError, match="unknown warehouse table"):
+        warehouse.replace_partition(url, "segments", _summary(D1, 1), ds=D1)
+
+
+def test_unsupported_urls_are_refused_without_leaking_the_password() -> None:
+    with pytest.raises(ValueError, match="unsupported warehouse URL") as err:
+        warehouse.query("mysql://u:secret@h/db", "SELECT 1")
+    assert "secret" not in str(err.value)
+    with pytest.raises(ConnectionError) as conn_err:
+        warehouse.query("postgresql://u:secret@127.0.0.1:1/db", "SELECT 1")
+    assert "secret" not in str(conn_err.value)
