@@ -133,9 +133,15 @@ def _progress() -> Progress:
 
 
 def _run_with_progress(
-    settings: Settings, first: date, last: date, verbose: bool = False
+    settings: Settings,
+    first: date,
+    last: date,
+    verbose: bool = False,
+    train: bool = True,
+    score_only: bool = False,
+    run_backwards: bool = False,
 ) -> list[Any]:
-    from clm.runner import RunRecord, run_range
+    from clm.runner import RunRecord, run_range, score_range
 
     total_days = (last - first).days + 1
 
@@ -147,25 +153,70 @@ def _run_with_progress(
         )
 
     console.print(f"Task logs: {settings.airflow_home / 'logs' / 'clm-run'}/<dag_id>/ds=<ds>.log")
-    return run_range(settings, first, last, on_run=on_run, quiet=not verbose)
+    if score_only:
+        return score_range(settings, first, last, run_backwards, on_run=on_run, quiet=not verbose)
+    return run_range(settings, first, last, on_run=on_run, quiet=not verbose, train=train)
 
 
 @app.command()
 def run(
     start: Annotated[str, typer.Option(help="First day to run (YYYY-MM-DD).")],
     end: Annotated[str, typer.Option(help="Last day to run (YYYY-MM-DD).")],
+    train: Annotated[
+        bool,
+        typer.Option(
+            "--train/--no-train",
+            help="Train on schedule and on drift (default), or never (score with the "
+            "current champions).",
+        ),
+    ] = True,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Show library logs.")] = False,
 ) -> None:
     """Run ingest -> features -> (train) -> score through Airflow for each day.
 
     The first day's ingest catches up every pending landed day at once. Training
-    runs on CLM_TRAINING_WEEKDAY (Sunday by default) and whenever no champion exists.
+    runs on CLM_TRAINING_WEEKDAY (Sunday by default), when scoring reports drift,
+    and whenever no champion exists.
     """
     settings = _setup(verbose)
     from clm.runner import DagRunFailed
 
     try:
-        _run_with_progress(settings, _date(start, "--start"), _date(end, "--end"), verbose)
+        _run_with_progress(
+            settings, _date(start, "--start"), _date(end, "--end"), verbose, train=train
+        )
+    except (DagRunFailed, ValueError) as exc:
+        console.print(f"[red]error:[/] {exc}")
+        raise typer.Exit(1) from exc
+
+
+@app.command()
+def score(
+    start: Annotated[str, typer.Option(help="First day to score (YYYY-MM-DD).")],
+    end: Annotated[str, typer.Option(help="Last day to score (YYYY-MM-DD).")],
+    run_backwards: Annotated[
+        bool, typer.Option("--run-backwards", help="Score the latest day first.")
+    ] = False,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Show library logs.")] = False,
+) -> None:
+    """Backfill the segment tables: run clm_score for each day with the current champions.
+
+    Each day's feature snapshot must exist (clm run computes them). Every day
+    replaces its partitions in one transaction, so re-running or running out of
+    order gives the same tables.
+    """
+    settings = _setup(verbose)
+    from clm.runner import DagRunFailed
+
+    try:
+        _run_with_progress(
+            settings,
+            _date(start, "--start"),
+            _date(end, "--end"),
+            verbose,
+            score_only=True,
+            run_backwards=run_backwards,
+        )
     except (DagRunFailed, ValueError) as exc:
         console.print(f"[red]error:[/] {exc}")
         raise typer.Exit(1) from exc

@@ -80,7 +80,9 @@ def snapshot_timestamp(ds: date) -> datetime:
 
 _ORDER_SQL = """
 WITH o AS (
-    SELECT customer_id, order_id, amount, category, discount, status,
+    -- DECIMAL sums are exact, so a re-run gives the same bits whatever the thread order.
+    SELECT customer_id, order_id, CAST(amount AS DECIMAL(18, 4)) AS amount, category,
+           discount, status,
            CAST(order_ts AS DATE) AS d
     FROM read_parquet($orders, hive_partitioning = true)
     WHERE ds <= $ds
@@ -91,7 +93,12 @@ days AS (
     FROM (SELECT DISTINCT customer_id, d FROM c)
 ),
 ipt AS (
-    SELECT customer_id, AVG(gap) AS ipt_mean_days, STDDEV_SAMP(gap) AS ipt_std_days,
+    SELECT customer_id, AVG(gap) AS ipt_mean_days,
+           -- the sample standard deviation from exact integer sums (STDDEV_SAMP's
+           -- parallel merge can differ in the last bit between runs)
+           CASE WHEN COUNT(gap) > 1 THEN SQRT(GREATEST(
+               (COUNT(gap) * SUM(gap * gap) - SUM(gap) * SUM(gap))::DOUBLE
+               / (COUNT(gap) * (COUNT(gap) - 1)), 0)) END AS ipt_std_days,
            COALESCE(MAX(gap), 0) AS max_gap_days, ARG_MAX(gap, d) AS last_gap_days
     FROM days GROUP BY customer_id
 ),
@@ -126,14 +133,20 @@ SELECT agg.customer_id,
     CAST(frequency_90d AS DOUBLE) AS frequency_90d,
     CAST(frequency_365d AS DOUBLE) AS frequency_365d,
     CAST(frequency_lifetime AS DOUBLE) AS frequency_lifetime,
-    monetary_30d, monetary_90d, monetary_365d, monetary_lifetime, avg_order_value,
+    CAST(monetary_30d AS DOUBLE) AS monetary_30d,
+    CAST(monetary_90d AS DOUBLE) AS monetary_90d,
+    CAST(monetary_365d AS DOUBLE) AS monetary_365d,
+    CAST(monetary_lifetime AS DOUBLE) AS monetary_lifetime,
+    CAST(avg_order_value AS DOUBLE) AS avg_order_value,
     CAST(ipt_mean_days AS DOUBLE) AS ipt_mean_days,
     CAST(ipt_std_days AS DOUBLE) AS ipt_std_days,
     CAST(max_gap_days AS DOUBLE) AS max_gap_days,
     CAST(last_gap_days AS DOUBLE) AS last_gap_days,
     CASE WHEN prev_90d > 0 THEN frequency_30d / (prev_90d / 3.0) END AS trend_ratio_30_90,
     CAST(category_breadth AS DOUBLE) AS category_breadth,
-    discount_share, st.cancel_rate, st.return_rate
+    CAST(discount_share AS DOUBLE) AS discount_share,
+    CAST(st.cancel_rate AS DOUBLE) AS cancel_rate,
+    CAST(st.return_rate AS DOUBLE) AS return_rate
 FROM agg JOIN ipt USING (customer_id) JOIN st USING (customer_id)
 ORDER BY agg.customer_id
 """

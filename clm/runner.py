@@ -1,8 +1,9 @@
 """Drive the four DAGs through Airflow for a range of days (``clm run``).
 
 Each day runs ``clm_ingest`` -> ``clm_features`` -> (``clm_train`` on training
-days) -> ``clm_score`` as real DAG runs (``dag.test()``, recorded in the Airflow
-metadata database and visible in the UI). The Asset chain is what the
+days) -> ``clm_score`` (-> ``clm_train`` when scoring signals drift) as real DAG
+runs (``dag.test()``, recorded in the Airflow metadata database and visible in
+the UI). The Asset chain is what the
 scheduler follows in production; here the runner follows it in order, so a
 range is processed without a scheduler process.
 
@@ -191,8 +192,12 @@ def run_range(
     train_conf: dict[str, Any] | None = None,
     on_run: Callable[[RunRecord], None] | None = None,
     quiet: bool = True,
+    train: bool = True,
 ) -> list[RunRecord]:
     """Run the DAG chain for every day in ``[start, end]``, training on schedule.
+
+    With ``train=False`` nothing is trained (a backfill with the current
+    champions); a champion must exist.
 
     With ``quiet``, each run's task logs go to
     ``$AIRFLOW_HOME/logs/clm-run/<dag_id>/ds=<ds>.log`` instead of the console.
@@ -203,11 +208,37 @@ def run_range(
     """
     if end < start:
         raise ValueError(f"--end {end} is before --start {start}")
+    records: list[RunRecord] = []
+    _run = _runner(settings, records, on_run, quiet)
+    runner_log = settings.airflow_home / "logs" / "clm-run" / "runner.log"
+    day = start
+    while day <= end:
+        _run("clm_ingest", day)
+        _run("clm_features", day)
+        with capture_output(runner_log) if quiet else nullcontext():
+            has_champion = champion_exists(settings)
+        trained = train and is_training_day(settings, day, has_champion)
+        if trained:
+            _run("clm_train", day, train_conf)
+        _run("clm_score", day)
+        # In production the Asset clm_drift starts clm_train; here the runner follows it.
+        if train and records[-1].xcom.get("signal_drift") and not trained:
+            _run("clm_train", day, train_conf)
+        day += timedelta(days=1)
+    return records
+
+
+def _runner(
+    settings: Settings,
+    records: list[RunRecord],
+    on_run: Callable[[RunRecord], None] | None,
+    quiet: bool,
+) -> Callable[..., None]:
+    """A function running one DAG for one day, recording it in ``records``."""
     ensure_airflow_db(settings)
     runner_log = settings.airflow_home / "logs" / "clm-run" / "runner.log"
     with capture_output(runner_log) if quiet else nullcontext():
         dags = load_dags(settings)
-    records: list[RunRecord] = []
 
     def _run(dag_id: str, ds: date, conf: dict[str, Any] | None = None) -> None:
         log_path = None
@@ -220,14 +251,32 @@ def run_range(
         if on_run is not None:
             on_run(record)
 
-    day = start
-    while day <= end:
-        _run("clm_ingest", day)
-        _run("clm_features", day)
-        with capture_output(runner_log) if quiet else nullcontext():
-            has_champion = champion_exists(settings)
-        if is_training_day(settings, day, has_champion):
-            _run("clm_train", day, train_conf)
+    return _run
+
+
+def score_range(
+    settings: Settings,
+    start: date,
+    end: date,
+    run_backwards: bool = False,
+    on_run: Callable[[RunRecord], None] | None = None,
+    quiet: bool = True,
+) -> list[RunRecord]:
+    """Backfill: run ``clm_score`` for every day in ``[start, end]`` with the current champions.
+
+    The feature snapshots must exist. ``run_backwards`` runs the latest day
+    first, like ``airflow backfill create --run-backwards``; the tables come
+    out the same either way.
+
+    Raises:
+        ValueError: if ``end`` is before ``start``.
+        DagRunFailed: at the first failed DAG run.
+    """
+    if end < start:
+        raise ValueError(f"--end {end} is before --start {start}")
+    records: list[RunRecord] = []
+    _run = _runner(settings, records, on_run, quiet)
+    days = [start + timedelta(days=i) for i in range((end - start).days + 1)]
+    for day in reversed(days) if run_backwards else days:
         _run("clm_score", day)
-        day += timedelta(days=1)
     return records

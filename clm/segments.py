@@ -36,6 +36,11 @@ def load_rules(path: Path) -> dict[str, Any]:
     for section in ("lifecycle", "value_tier", "rfm_segments", "next_best_action"):
         if section not in (rules or {}):
             raise ValueError(f"{path}: missing section {section!r}")
+    drift = {"feature_psi": 0.25, "score_psi": 0.25, "retrain_cooldown_days": 7}
+    rules["drift"] = drift | (rules.get("drift") or {})
+    for key, value in rules["drift"].items():
+        if not isinstance(value, int | float) or value < 0:
+            raise ValueError(f"{path}: drift.{key} must be a number >= 0, got {value!r}")
     wanted = {f"{t}_value_{r}" for t in TIERS for r in ("healthy", "at_risk", "lapsed")}
     missing = wanted - set(rules["next_best_action"])
     if missing:

@@ -154,3 +154,24 @@ def score(context: dict[str, Any]) -> dict[str, Any]:
     report = score_day(_settings(), ds)
     _emit(context, SEGMENTS, ds, customers=report.customers)
     return asdict(report)
+
+
+def signal_drift(report: dict[str, Any], context: dict[str, Any]) -> dict[str, Any]:
+    """Emit the Asset ``clm_drift`` when the scoring run asked for retraining; else skip.
+
+    A skipped task emits no Asset event, so clm_train does not run.
+    """
+    from airflow.sdk.exceptions import AirflowSkipException
+
+    from clm.assets import DRIFT
+
+    if not report.get("retrain"):
+        drifted = report.get("drifted") or []
+        raise AirflowSkipException(
+            f"drifted above threshold, within the retraining cooldown: {drifted}"
+            if drifted
+            else "no drift above the thresholds"
+        )
+    _emit(context, DRIFT, parse_ds(report["ds"]), features=report["drifted"])
+    log.warning("retraining requested: drift in %s", ", ".join(report["drifted"]))
+    return {"ds": report["ds"], "drifted": report["drifted"]}

@@ -6,9 +6,15 @@ Triggered by the Asset `clm_features`. Loads `models:/clm-churn@champion` and
 assigns lifecycle stage, value tier, RFM segment, segment, next best action
 and the top churn reasons (tree SHAP). The output suite
 `expectations/customer_segments.json` checks the rows first; if it fails,
-nothing is written and the task fails. Then it replaces the ds partition of
-`customer_segments`, `segment_summary` and `segment_transitions` in one
-transaction each. Updates the Asset `clm_segments`.
+nothing is written and the task fails. Then it measures drift (PSI per feature and on
+each score) against the champions' training reference, and replaces the ds
+partition of `customer_segments`, `segment_summary`, `segment_transitions`,
+`drift` and `feature_importance` in one transaction. Updates the Asset
+`clm_segments`.
+
+`signal_drift` updates the Asset `clm_drift`, which starts clm_train, only
+when a PSI crossed its threshold (`drift:` in `clm/config/segments.yaml`) and
+the last training run is older than the cooldown; otherwise it is skipped.
 """
 
 from __future__ import annotations
@@ -17,7 +23,7 @@ from datetime import UTC, datetime, timedelta
 
 from airflow.sdk import Param, dag, task
 
-from clm.assets import FEATURES, SEGMENTS
+from clm.assets import DRIFT, FEATURES, SEGMENTS
 
 
 @dag(
@@ -39,7 +45,14 @@ def clm_score() -> None:
 
         return tasks.score(context)
 
-    score_and_segment()
+    @task(outlets=[DRIFT])
+    def signal_drift(report: dict, **context):  # type: ignore[no-untyped-def]
+        """Set off retraining (Asset clm_drift) if drift crossed a threshold; else skip."""
+        from clm import tasks
+
+        return tasks.signal_drift(report, context)
+
+    signal_drift(score_and_segment())
 
 
 dag_object = clm_score()

@@ -1,7 +1,8 @@
 """
 ### clm_train: XGBoost vs LightGBM, tracked in MLflow, promoted only if better
 
-Weekly, or by hand with the trigger form. Labels come from future windows at
+Weekly, when clm_score reports drift against the champion's training
+reference (Asset `clm_drift`), or by hand with the trigger form. Labels come from future windows at
 monthly cutoffs (the last complete one is the out-of-time test set); features
 are joined point-in-time through Feast `get_historical_features`.
 
@@ -20,14 +21,16 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from airflow.sdk import Param, dag, task
+from airflow.sdk import AssetOrTimeSchedule, CronTriggerTimetable, Param, dag, task
 
-from clm.assets import CHAMPION
+from clm.assets import CHAMPION, DRIFT
 
 
 @dag(
     dag_id="clm_train",
-    schedule="@weekly",
+    schedule=AssetOrTimeSchedule(
+        timetable=CronTriggerTimetable("@weekly", timezone="UTC"), assets=DRIFT
+    ),
     start_date=datetime(2024, 1, 1, tzinfo=UTC),
     catchup=False,
     max_active_runs=1,

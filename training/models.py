@@ -208,6 +208,7 @@ class Trained:
     family: str
     task: str
     calibration: Calibration | None = None
+    reference: dict[str, Any] | None = None  # drift bins of the training rows (clm.drift)
 
     def predict(self, x: pd.DataFrame) -> np.ndarray:
         """Calibrated churn probability, or expected spend."""

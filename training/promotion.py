@@ -105,10 +105,11 @@ def load_version(uri: str) -> Any:
     metadata = info.metadata or {}
     task = metadata.get("task", "churn" if "clm-churn" in uri else "clv")
     calibration = Calibration.from_dict(metadata.get("calibration"))
+    reference = metadata.get("reference")
     if "xgboost" in info.flavors:
-        return Trained(mlflow.xgboost.load_model(uri), "xgboost", task, calibration)
+        return Trained(mlflow.xgboost.load_model(uri), "xgboost", task, calibration, reference)
     if "lightgbm" in info.flavors:
-        return Trained(mlflow.lightgbm.load_model(uri), "lightgbm", task, calibration)
+        return Trained(mlflow.lightgbm.load_model(uri), "lightgbm", task, calibration, reference)
     raise ValueError(f"{uri}: no xgboost or lightgbm flavor in {sorted(info.flavors)}")
 
 

@@ -39,6 +39,18 @@ def _figures(task: str, y: np.ndarray, preds: dict[str, np.ndarray], prefix: str
             _log_figure(plots.spend_deciles(y, pred, name), f"{prefix}deciles.png")
 
 
+SCORE_COLUMN = {"churn": "churn_probability", "clv": "expected_spend"}
+
+
+def reference_profile(data: TaskData, trained: Any) -> dict[str, Any]:
+    """The drift reference: feature and score bins on the training rows (not the test rows)."""
+    from clm.drift import profile
+
+    x = data.frame.loc[data.frame.role != "test", data.names]
+    frame = x.assign(**{SCORE_COLUMN[data.task]: trained.predict(x)})
+    return profile(frame)
+
+
 def _clean_params(params: dict[str, Any]) -> dict[str, Any]:
     return {k: ("none" if v is None else v) for k, v in params.items()}
 
@@ -105,6 +117,7 @@ def log_candidates(
                 }
                 if c.trained.calibration is not None:
                     metadata["calibration"] = c.trained.calibration.as_dict()
+                metadata["reference"] = reference_profile(data, c.trained)
                 info = flavor.log_model(
                     c.trained.model,
                     name="model",

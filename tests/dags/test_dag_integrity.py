@@ -13,7 +13,7 @@ EXPECTED = {
         "materialize": set(),
     },
     "clm_train": {"cutoff_features": {"train_and_promote"}, "train_and_promote": set()},
-    "clm_score": {"score_and_segment": set()},
+    "clm_score": {"score_and_segment": {"signal_drift"}, "signal_drift": set()},
 }
 
 
@@ -50,7 +50,7 @@ def test_task_graph(dagbag, dag_id) -> None:
 
 
 def test_assets_chain_the_dags(dagbag) -> None:
-    from clm.assets import CHAMPION, FEATURES, SEGMENTS, VALIDATED
+    from clm.assets import CHAMPION, DRIFT, FEATURES, SEGMENTS, VALIDATED
 
     def outlets(dag_id):
         return {o.name for t in dagbag.dags[dag_id].tasks for o in t.outlets}
@@ -58,9 +58,13 @@ def test_assets_chain_the_dags(dagbag) -> None:
     assert outlets("clm_ingest") == {VALIDATED.name}
     assert outlets("clm_features") == {FEATURES.name}
     assert outlets("clm_train") == {CHAMPION.name}
-    assert outlets("clm_score") == {SEGMENTS.name}
+    assert outlets("clm_score") == {SEGMENTS.name, DRIFT.name}
     assert VALIDATED.name in str(dagbag.dags["clm_features"].timetable.asset_condition)
     assert FEATURES.name in str(dagbag.dags["clm_score"].timetable.asset_condition)
+    # Drift sets off training; so does the weekly schedule.
+    train = dagbag.dags["clm_train"].timetable
+    assert DRIFT.name in str(train.asset_condition)
+    assert train.timetable.expression in ("@weekly", "0 0 * * 0")
 
 
 def test_train_params(dagbag) -> None:
