@@ -546,6 +546,36 @@ def validations(
 
 
 @app.command()
+def report(
+    ds: Annotated[
+        str | None, typer.Option(help="Scored day (YYYY-MM-DD); default: the latest.")
+    ] = None,
+    out: Annotated[
+        Path | None,
+        typer.Option(help="HTML file to write; default: CLM_HOME/reports/segments_<ds>.html."),
+    ] = None,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
+) -> None:
+    """Write the day's segment report as one HTML file with charts.
+
+    Segment sizes and value, transitions since the previous day, churn
+    probability by lifecycle stage, global feature importance, the champions'
+    metrics, drift and validation.
+    """
+    settings = _setup(verbose)
+    from clm.report import write_report
+
+    try:
+        with console.status("rendering the report ..."):
+            path = write_report(settings, _date(ds, "--ds") if ds else None, out)
+    except LookupError as exc:
+        console.print(f"[red]error:[/] {exc}")
+        raise typer.Exit(1) from exc
+    console.print(f"Report written: {path}")
+    console.print(f"Open it: {path.resolve().as_uri()}")
+
+
+@app.command()
 def segments(
     ds: Annotated[str | None, typer.Option(help="Day (default: the latest scored).")] = None,
 ) -> None:

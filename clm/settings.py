@@ -59,6 +59,10 @@ class Settings(BaseSettings):
 
     warehouse_url: str = Field(default="", description="duckdb:///path (default) or postgresql://")
     mlflow_tracking_uri: str = Field(default="", description="Default: sqlite under home.")
+    mlflow_ui_url: str = Field(
+        default="http://localhost:5000",
+        description="Where users open the MLflow UI; the report and the Airflow page link there.",
+    )
     feast_repo: Path = Field(default=PROJECT_ROOT / "feature_repo")
     feast_yaml: str = Field(
         default="feature_store.yaml", description="feature_store.yaml variant inside the repo."
