@@ -76,12 +76,14 @@ def psi_table(
     score: str,
     feature_threshold: float,
     score_threshold: float,
+    exempt: frozenset[str] = frozenset(),
 ) -> pd.DataFrame:
     """PSI of every referenced column present in ``frame``.
 
     Args:
         reference: a :func:`profile`, with the score under ``score``.
         score: the column of ``frame`` holding the model's score.
+        exempt: columns measured and recorded but never flagged as drifted.
 
     Returns:
         Columns ``kind`` (feature or score), ``name``, ``psi``, ``threshold``, ``drifted``.
@@ -99,7 +101,7 @@ def psi_table(
                 "name": name,
                 "psi": value,
                 "threshold": threshold,
-                "drifted": bool(value > threshold),
+                "drifted": bool(value > threshold and name not in exempt),
             }
         )
     return pd.DataFrame(rows, columns=["kind", "name", "psi", "threshold", "drifted"])

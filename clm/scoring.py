@@ -172,6 +172,7 @@ def measure_drift(
             score=SCORE_COLUMN[task],
             feature_threshold=float(cfg["feature_psi"]),
             score_threshold=float(cfg["score_psi"]),
+            exempt=frozenset(cfg.get("exempt") or ()),
         )
         tables.append(table.assign(ds=ds, model_name=champ.name, model_version=champ.version))
     if not tables:

@@ -38,9 +38,13 @@ def load_rules(path: Path) -> dict[str, Any]:
             raise ValueError(f"{path}: missing section {section!r}")
     drift = {"feature_psi": 0.25, "score_psi": 0.25, "retrain_cooldown_days": 7}
     rules["drift"] = drift | (rules.get("drift") or {})
+    exempt = rules["drift"].pop("exempt", None) or []
+    if not isinstance(exempt, list) or not all(isinstance(e, str) for e in exempt):
+        raise ValueError(f"{path}: drift.exempt must be a list of feature names")
     for key, value in rules["drift"].items():
         if not isinstance(value, int | float) or value < 0:
             raise ValueError(f"{path}: drift.{key} must be a number >= 0, got {value!r}")
+    rules["drift"]["exempt"] = exempt
     wanted = {f"{t}_value_{r}" for t in TIERS for r in ("healthy", "at_risk", "lapsed")}
     missing = wanted - set(rules["next_best_action"])
     if missing:
