@@ -242,7 +242,7 @@ def score_day(
     churn, clv = champions["churn"], champions["clv"]
     x = snapshot[churn.features].astype("float64")
     with steps("predict churn"):
-        frame["churn_probability"] = churn.trained.predict(x)
+        frame["churn_probability"] = churn.trained.predict(x).astype("float64")
     with steps("top reasons (SHAP)"):
         from training.models import contributions
 
@@ -254,12 +254,14 @@ def score_day(
                 "model_name": churn.name,
                 "model_version": churn.version,
                 "feature": churn.features,
-                "mean_abs_contribution": np.abs(contrib).mean(axis=0),
+                "mean_abs_contribution": np.abs(contrib).mean(axis=0, dtype="float64"),
             }
         )
         del contrib
     with steps("predict spend"):
-        frame["expected_spend"] = clv.trained.predict(snapshot[clv.features].astype("float64"))
+        frame["expected_spend"] = clv.trained.predict(
+            snapshot[clv.features].astype("float64")
+        ).astype("float64")
     log.info(
         "scored %d customers with %s v%s (%s) and %s v%s (%s)",
         len(frame),

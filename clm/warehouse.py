@@ -181,8 +181,13 @@ class PostgresTransaction:
     def insert(self, table: str, frame: pd.DataFrame) -> None:
         names = columns(table)
         buffer = io.StringIO()
+        rows = frame[names]
+        # float32 would print as its own shortest repr, not the double DuckDB stores.
+        narrow = [c for c in names if rows[c].dtype == "float32"]
+        if narrow:
+            rows = rows.astype(dict.fromkeys(narrow, "float64"))
         # repr-exact floats; an empty unquoted field is NULL in COPY's csv format.
-        frame[names].to_csv(buffer, index=False, header=False, quoting=csv.QUOTE_MINIMAL)
+        rows.to_csv(buffer, index=False, header=False, quoting=csv.QUOTE_MINIMAL)
         with self.cur.copy(
             f"COPY {table} ({', '.join(names)}) FROM STDIN WITH (FORMAT csv)"
         ) as copy:

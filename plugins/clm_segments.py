@@ -39,6 +39,7 @@ th,td{border-bottom:1px solid #e4e7eb;padding:.25rem .55rem;text-align:right}
 th:first-child,td:first-child{text-align:left}
 .ok{color:#2f855a;font-weight:600} .bad{color:#c53030;font-weight:600}
 .grid{display:flex;gap:2rem;flex-wrap:wrap}
+th.to{white-space:normal;max-width:5.5rem;font-weight:600;text-align:center}
 """
 
 
@@ -113,7 +114,10 @@ def render_page() -> str:
             parts.append("<p>none</p>")
         else:
             top = int(matrix.to_numpy().max())
-            head = "".join(f"<th>{html.escape(c)}</th>" for c in matrix.columns)
+            head = "".join(
+                f"<th class='to'>{html.escape(c).replace('_', '_<wbr>')}</th>"
+                for c in matrix.columns
+            )
             parts.append(f"<table><tr><th>from \\ to</th>{head}</tr>")
             for from_segment, row in matrix.iterrows():
                 cells = "".join(
@@ -123,9 +127,12 @@ def render_page() -> str:
             parts.append("</table>")
         parts.append("</div></div>")
         drifted = data.drift.loc[data.drift["drifted"].astype(bool), "name"].unique().tolist()
+        shown = ", ".join(drifted[:8]) + (
+            f" and {len(drifted) - 8} more" if len(drifted) > 8 else ""
+        )
         parts.append(
-            f"<p class='muted'>Drift above threshold: {html.escape(', '.join(drifted) or 'none')}"
-            "</p>"
+            f"<p class='muted'>Drift above threshold (PSI vs the training reference): "
+            f"{html.escape(shown or 'none')}</p>"
         )
 
     parts.append(

@@ -4,11 +4,13 @@ Postgres throughout (see ``conftest.scored_shop``)."""
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 import textwrap
 from datetime import timedelta
 from pathlib import Path
+from urllib.parse import unquote
 
 import pandas as pd
 import pytest
@@ -108,7 +110,7 @@ def test_the_output_suite_ran_on_every_scored_day(scored_shop: ScoredShop) -> No
     )
     assert [d.date() for d in runs["ds"]] == scored_shop.days
     assert runs["success"].all()
-    assert all(Path(url.removeprefix("file://")).exists() for url in runs["docs_url"])
+    assert all(Path(unquote(url.removeprefix("file://"))).exists() for url in runs["docs_url"])
 
 
 def test_drift_and_importance_are_recorded_every_day(scored_shop: ScoredShop) -> None:
@@ -175,12 +177,11 @@ score_day(get_settings(), date.fromisoformat(sys.argv[1]))
 
 def _crash_mid_write(shop: ScoredShop, url: str, expected: dict) -> None:
     middle = FIRST + timedelta(days=6)
-    script = shop.home.parent / "crash.py"
-    script.write_text(textwrap.dedent(CRASH))
     env = shop.env | {"CLM_WAREHOUSE_URL": url}
     crashed = subprocess.run(
-        [sys.executable, str(script), middle.isoformat()],
+        [sys.executable, "-c", textwrap.dedent(CRASH), middle.isoformat()],
         env=env,
+        cwd=Path(__file__).resolve().parents[2],
         capture_output=True,
         text=True,
         check=False,
@@ -240,7 +241,7 @@ def test_drift_over_threshold_sets_off_training(scored_shop: ScoredShop, tmp_pat
         "CLM_TRAINING_WEEKDAY": str((day.weekday() + 3) % 7),  # not a scheduled training day
     }
     result = clm(env, "run", "--start", day.isoformat(), "--end", day.isoformat())
-    order = [line.split()[1] for line in result.stdout.splitlines() if "ds=" in line]
+    order = re.findall(r"\]\s+(clm_\w+)\s+ds=", result.stdout)
     assert order == ["clm_ingest", "clm_features", "clm_score", "clm_train"], result.stdout
     log = (settings.airflow_home / "logs" / "clm-run" / "clm_score" / f"ds={day}.log").read_text()
     assert "drift against the training reference in" in log and "recency_days (PSI" in log

@@ -92,18 +92,21 @@ def test_customer_segments_page_in_chromium(api_server: str, scored_shop: Scored
     from clm.settings import get_settings
 
     settings = get_settings(home=scored_shop.home)
+    latest = warehouse.query(settings.warehouse, "SELECT MAX(ds) AS ds FROM segment_summary")
+    day = latest["ds"].iloc[0].date()
+    assert day >= LAST
     summary = warehouse.query(
-        settings.warehouse, "SELECT * FROM segment_summary WHERE ds = ?", [LAST]
+        settings.warehouse, "SELECT * FROM segment_summary WHERE ds = ?", [day]
     )
     champs = champions(settings)
-    with browser() as page:
+    with browser(height=1500) as page:
         page.goto(f"{api_server}/plugin/customer-segments")
         text = page.wait_for(IFRAME_TEXT)
         nav = page.evaluate("document.body.innerText")
         assert "Customer segments" in nav and "Dags" in nav  # inside the Airflow UI
         for heading in (
             "Segment summary",
-            f"Latest scored day {LAST}",
+            f"Latest scored day {day}",
             "Transitions since",
             "Champions",
             "Latest validation results",
