@@ -25,6 +25,7 @@ demo: setup ## Simulate a shop, run it through Airflow with weekly training, pri
 	$(BIN)/clm demo
 
 test: setup ## Run the whole test suite (ruff, mypy, unit, DAG integrity, end to end)
+	@scripts/system-deps
 	$(BIN)/ruff check .
 	$(BIN)/mypy
 	$(BIN)/pytest -q
@@ -60,10 +61,11 @@ down: ## Stop the production topology
 data-docs: ## Print where the Great Expectations data docs are (open it in a browser)
 	@$(BIN)/python -c "from clm.settings import get_settings; from clm.validation import docs_index; print(docs_index(get_settings().gx_dir).as_uri())"
 
-bench: setup ## Time the simulator, the GX gate (10k, 100k) and features + Feast (100k, 1M)
+bench: setup ## Time the simulator, the GX gate, features + Feast, and scoring 1M customers
 	$(BIN)/python -m benchmarks.simulate
 	$(BIN)/python -m benchmarks.ingest
 	$(BIN)/python -m benchmarks.features
+	$(BIN)/python -m benchmarks.score
 
 clean: ## Delete CLM_HOME (all pipeline state); keeps .venv
 	rm -rf $(CLM_HOME)

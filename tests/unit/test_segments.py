@@ -85,3 +85,27 @@ def test_summary_and_transitions() -> None:
     assert moves["customers"].sum() == 6
     assert moves.loc[moves.from_segment == "(none)", "customers"].sum() == 2
     assert (moves.from_segment == "something_else").sum() == 1
+
+
+def test_drift_rules_have_defaults_and_bad_values_are_refused(tmp_path) -> None:
+    import yaml
+
+    assert RULES["drift"]["exempt"] == ["tenure_days"]
+    base = yaml.safe_load((PROJECT_ROOT / "clm" / "config" / "segments.yaml").read_text())
+    del base["drift"]
+    path = tmp_path / "rules.yaml"
+    path.write_text(yaml.safe_dump(base))
+    assert load_rules(path)["drift"] == {
+        "feature_psi": 0.25,
+        "score_psi": 0.25,
+        "retrain_cooldown_days": 7,
+        "exempt": [],
+    }
+    for bad, message in (
+        ({"feature_psi": -1}, "drift.feature_psi must be a number"),
+        ({"score_psi": "high"}, "drift.score_psi must be a number"),
+        ({"exempt": "tenure_days"}, "drift.exempt must be a list"),
+    ):
+        path.write_text(yaml.safe_dump(base | {"drift": bad}))
+        with pytest.raises(ValueError, match=message):
+            load_rules(path)
