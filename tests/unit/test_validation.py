@@ -119,15 +119,24 @@ def test_output_suite_refuses_a_bad_segment_table(tmp_path: Path) -> None:
             "rfm_segment": ["Champions", "Lost"],
             "segment": ["high_value_healthy", "low_value_lapsed"],
             "next_best_action": ["cross_sell", "no_action"],
-            "top_reasons": ["a;b;c", "a;b;c"],
+            "top_reasons": ["recency_days, tenure_days, visits_30d", "none"],
             "churn_model_version": ["1", "1"],
             "clv_model_version": ["2", "2"],
         }
     )
     suite = SUITES / "customer_segments.json"
     assert check_output(good, suite, tmp_path, "customer_segments", DS).startswith("file://")
-    bad = good.assign(churn_probability=[1.5, 0.9], customer_id=["c1", "c1"])
+    bad = good.assign(
+        churn_probability=[1.5, 0.9],
+        customer_id=["c1", "c1"],
+        segment=["high_value_healthy", "vip"],
+        next_best_action=["cross_sell", "call them"],
+        top_reasons=["a;b;c", "none"],
+    )
     with pytest.raises(BatchValidationError) as err:
         check_output(bad, suite, tmp_path, "customer_segments", DS)
     assert "churn_probability is not in [0, 1] (1)" in str(err.value)
     assert "customer_id scored twice (2)" in str(err.value)
+    assert "segment is not <tier>_value_<risk> (1)" in str(err.value)
+    assert "next_best_action is not a known action" in str(err.value)
+    assert "top_reasons is not up to three feature names (1)" in str(err.value)
