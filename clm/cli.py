@@ -327,12 +327,16 @@ def _summary(settings: Settings, records: list[Any], last: date, seconds: float)
             f"clm-clv v{row.clv_model_version}"
         )
     _print_segments(settings, last)
+    from clm.report import write_report
+
+    report = write_report(settings, last)
     console.print(f"\nDemo finished in {seconds:.0f}s.")
+    console.print(f"Report with charts for {last}: {report.resolve().as_uri()}")
     console.print(
         "Open the UIs:\n"
-        "  [bold]make airflow[/]  Airflow UI (airflow standalone) on http://localhost:8080\n"
-        "                The admin password is printed in the log and saved under "
-        f"{settings.airflow_home}\n"
+        "  [bold]make airflow[/]  Airflow UI (airflow standalone) on http://localhost:8080;\n"
+        "                the Customer segments page is in its left navigation. The admin\n"
+        f"                password is printed in the log and saved under {settings.airflow_home}\n"
         "  [bold]make mlflow[/]   MLflow UI on http://localhost:5000 "
         "(experiments clm-churn, clm-clv)"
     )
