@@ -156,6 +156,19 @@ def _plt() -> Any:
     return plt
 
 
+def _compact_label(value: float, _position: int) -> str:
+    for limit, suffix in ((1e9, "G"), (1e6, "M"), (1e3, "k")):
+        if abs(value) >= limit:
+            return f"{value / limit:g}{suffix}"
+    return f"{value:g}"
+
+
+def _formatter() -> Any:
+    from matplotlib.ticker import FuncFormatter
+
+    return FuncFormatter(_compact_label)
+
+
 def chart_segments(summary: pd.DataFrame) -> str:
     """Customers and total expected spend per segment, side by side."""
     plt = _plt()
@@ -165,6 +178,7 @@ def chart_segments(summary: pd.DataFrame) -> str:
     left.set_title("customers")
     right.barh(data["segment"], data["total_expected_spend"], color="#55a868")
     right.set_title("total expected spend")
+    right.xaxis.set_major_formatter(_formatter())
     for ax in (left, right):
         ax.grid(axis="x", alpha=0.3)
     return _png(fig)
@@ -320,6 +334,7 @@ def render(data: DayData) -> str:
         "<h2>Lifecycle stage by value tier</h2>",
         _table(
             pd.crosstab(seg["lifecycle_stage"], seg["value_tier"])
+            .reindex(columns=[t for t in ("high", "mid", "low") if t in set(seg["value_tier"])])
             .reindex([s for s in STAGES if s in set(seg["lifecycle_stage"])])
             .reset_index()
         ),
