@@ -79,7 +79,8 @@ def test_checksums_agree_across_backends(tmp_path, postgres_url: str) -> None:
         )
 
 
-def test_a_failure_midway_keeps_every_previous_partition(url: str) -> None:
+def _write_day_one(url: str) -> dict[str, str]:
+    """Write summary and transitions for D1; return their checksums."""
     warehouse.replace_partitions(
         url,
         [
@@ -87,9 +88,13 @@ def test_a_failure_midway_keeps_every_previous_partition(url: str) -> None:
             Partition("segment_transitions", _transitions(D1, 2), {"ds": D1}),
         ],
     )
-    before = {
+    return {
         t: warehouse.checksum(url, t, ds=D1) for t in ("segment_summary", "segment_transitions")
     }
+
+
+def test_a_failure_midway_keeps_every_previous_partition(url: str) -> None:
+    before = _write_day_one(url)
     broken = _transitions(D1, 2)
     broken.loc[1, "to_segment"] = "b0"  # duplicate primary key: the second insert fails
     with pytest.raises(Exception, match="(?i)constraint|duplicate|unique"):
@@ -134,16 +139,7 @@ warehouse.replace_partitions(url, [Partition("segment_summary", summary, {"ds": 
 
 
 def test_a_crash_in_the_middle_of_a_write_leaves_the_previous_day(url: str, tmp_path) -> None:
-    warehouse.replace_partitions(
-        url,
-        [
-            Partition("segment_summary", _summary(D1, 3), {"ds": D1}),
-            Partition("segment_transitions", _transitions(D1, 2), {"ds": D1}),
-        ],
-    )
-    before = {
-        t: warehouse.checksum(url, t, ds=D1) for t in ("segment_summary", "segment_transitions")
-    }
+    before = _write_day_one(url)
     script = tmp_path / "crash.py"
     script.write_text(textwrap.dedent(CRASH))
     crashed = subprocess.run(
