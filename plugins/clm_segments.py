@@ -181,9 +181,19 @@ def render_page() -> str:
 
 
 @app.get("/segments", response_class=HTMLResponse)
-def segments_page() -> str:
+def segments_page() -> HTMLResponse:
     """The Customer segments page."""
-    return render_page()
+    try:
+        return HTMLResponse(render_page())
+    except Exception as exc:
+        # DuckDB lets one process write at a time: while clm_score writes, ask for a reload.
+        if "lock" not in str(exc).lower():
+            raise
+        return HTMLResponse(
+            "<p>The warehouse is being written by a scoring run. Reload in a few seconds.</p>",
+            status_code=503,
+            headers={"Retry-After": "5"},
+        )
 
 
 @app.get("/data-docs/{path:path}")
