@@ -164,7 +164,9 @@ def measure_drift(
     for task, champ in champions.items():
         reference = champ.trained.reference
         if not reference:
-            log.warning("%s v%s has no training reference: drift not measured", *_nv(champ))
+            log.warning(
+                "%s v%s has no training reference: drift not measured", champ.name, champ.version
+            )
             continue
         table = psi_table(
             reference,
@@ -178,10 +180,6 @@ def measure_drift(
     if not tables:
         return pd.DataFrame(columns=warehouse.columns("drift"))
     return pd.concat(tables, ignore_index=True)[warehouse.columns("drift")]
-
-
-def _nv(champ: Champion) -> tuple[str, str]:
-    return champ.name, champ.version
 
 
 def _should_retrain(settings: Settings, ds: date, cooldown_days: int) -> bool:
