@@ -872,43 +872,48 @@ def _print_evaluation(report: dict[str, Any]) -> None:
 
 @app.command()
 def ui(
-    which: Annotated[str, typer.Argument(help="airflow or mlflow.")],
+    which: Annotated[
+        str, typer.Argument(help="airflow, mlflow, or password (Airflow's admin password).")
+    ],
     port: Annotated[
-        int | None, typer.Option(help="Port (8080 for Airflow, 5000 for MLflow).")
+        int | None, typer.Option(help="Port (default 8080 for Airflow, 5000 for MLflow).")
     ] = None,
+    unpause: Annotated[
+        bool,
+        typer.Option(
+            "--unpause",
+            help="Airflow: unpause the four DAGs before starting, so the "
+            "scheduler follows the chain.",
+        ),
+    ] = False,
 ) -> None:
-    """Start the Airflow UI (airflow standalone) or the MLflow UI on this project's state."""
-    import os
-    import sys
+    """Start Airflow (api-server, scheduler, dag-processor, triggerer) or the MLflow UI.
+
+    Works without activating the virtualenv, on any free port.
+    """
+    from clm import services
 
     settings = _setup()
-    bin_dir = os.path.dirname(sys.executable)
     if which == "airflow":
-        os.environ["AIRFLOW__API__PORT"] = str(port or 8080)
+        port = port or 8080
         console.print(
-            f"Airflow UI on http://localhost:{port or 8080}; the admin password is "
-            f"printed below and kept in {settings.airflow_home}"
+            f"Airflow UI on [bold]http://localhost:{port}[/] (ready in about 30 s).\n"
+            f"Sign in as [bold]{services.ADMIN}[/]; the password is in "
+            f"{services.passwords_file(settings)} (`clm ui password` prints it).\n"
+            "Trigger clm_ingest with the `ds` param of a landed day; the scheduler runs "
+            "the rest of the chain."
         )
-        os.execv(os.path.join(bin_dir, "airflow"), ["airflow", "standalone"])
+        services.exec_airflow(settings, port, unpause)
     elif which == "mlflow":
-        artifacts = settings.mlflow_artifacts
-        artifacts.mkdir(parents=True, exist_ok=True)
-        os.execv(
-            os.path.join(bin_dir, "mlflow"),
-            [
-                "mlflow",
-                "ui",
-                "--backend-store-uri",
-                settings.tracking_uri,
-                "--default-artifact-root",
-                str(artifacts),
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(port or 5000),
-            ],
+        port = port or 5000
+        console.print(
+            f"MLflow UI on [bold]http://localhost:{port}[/] (experiments clm-churn, clm-clv)"
         )
-    raise typer.BadParameter("expected airflow or mlflow", param_hint="WHICH")
+        services.exec_mlflow(settings, port)
+    elif which == "password":
+        console.print(services.admin_password(settings), highlight=False)
+    else:
+        raise typer.BadParameter("expected airflow, mlflow or password", param_hint="WHICH")
 
 
 def main() -> None:  # pragma: no cover

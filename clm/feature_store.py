@@ -12,6 +12,7 @@ from typing import Any
 import pandas as pd
 
 from clm.features import snapshot_timestamp
+from clm.io import BatchError
 from clm.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -88,6 +89,8 @@ def materialize_range(settings: Settings, first: date, last: date) -> dict[str, 
         date.fromisoformat(p.name[3:])
         for p in (settings.features_dir / "order_features").glob("ds=*")
     ]
+    if last not in snapshot_days:
+        raise BatchError(f"no feature snapshot for ds={last}: run clm_features for that day first")
     newest = max(snapshot_days, default=last)
     if newest > last:
         log.info("snapshots up to %s exist: materializing through %s, not %s", newest, newest, last)

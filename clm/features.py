@@ -20,7 +20,8 @@ from pathlib import Path
 import duckdb
 import pandas as pd
 
-from clm.io import list_partitions, partition_glob, write_partition
+from clm.io import BatchError, list_partitions, newest_partition, partition_glob, write_partition
+from clm.settings import LANDING_TABLES
 
 log = logging.getLogger(__name__)
 
@@ -227,7 +228,18 @@ def compute_features(validated_dir: Path, ds: date) -> tuple[pd.DataFrame, pd.Da
 
 
 def write_snapshot(features_dir: Path, validated_dir: Path, ds: date) -> SnapshotPaths:
-    """Compute and write the ds snapshot of both views (replacing that partition)."""
+    """Compute and write the ds snapshot of both views (replacing that partition).
+
+    Raises:
+        BatchError: if ds is past the validated data; a snapshot of a day
+            that has not landed would describe every customer as lapsed.
+    """
+    newest = newest_partition(validated_dir, LANDING_TABLES)
+    if newest is None or ds > newest:
+        raise BatchError(
+            f"no feature snapshot for ds={ds}: the validated data ends at {newest}; "
+            "ingest that day first"
+        )
     orders, engagement = compute_features(validated_dir, ds)
     order_path = write_partition(orders, features_dir, ORDER_VIEW, ds)
     engagement_path = write_partition(engagement, features_dir, ENGAGEMENT_VIEW, ds)

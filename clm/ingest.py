@@ -13,6 +13,7 @@ warehouse table, also when a batch is refused.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 from collections import Counter
@@ -32,6 +33,7 @@ from clm.io import (
     content_hash,
     fingerprint,
     list_partitions,
+    newest_partition,
     partition_dir,
     read_landed,
     remove_partition,
@@ -119,6 +121,19 @@ def pending_days(settings: Settings, until: date) -> list[date]:
         if manifest.get(d.isoformat(), {}).get("fingerprint")
         != fingerprint(_landing_files(settings, d))
     )
+
+
+def validated_generation(settings: Settings, ds: date) -> str:
+    """Identity of the validated data up to ``ds``: a hash of every ingested day's content.
+
+    Features as of ds depend on exactly this data, so the ledger uses it to tell
+    whether a day must be (re)processed downstream.
+    """
+    digest = hashlib.sha256()
+    for day, entry in sorted(_load_manifest(settings).items()):
+        if day <= ds.isoformat():
+            digest.update(f"{day}:{entry.get('sha256', entry.get('fingerprint'))}\n".encode())
+    return digest.hexdigest()[:16]
 
 
 # --- facts from earlier days ------------------------------------------------------
@@ -279,6 +294,13 @@ def ingest(settings: Settings, ds: date) -> IngestReport:
     Raises:
         BatchValidationError: a whole batch is refused (see :func:`validate_batch`).
     """
+    newest = newest_partition(settings.landing_dir, LANDING_TABLES)
+    if newest is None or ds > newest:
+        raise BatchValidationError(
+            f"ds={ds} has not landed: the newest landed day is {newest}; nothing written",
+            table=None,
+            days=[ds],
+        )
     manifest = _load_manifest(settings)
     days, report = [], IngestReport()
     for day in pending_days(settings, ds):

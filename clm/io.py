@@ -46,6 +46,12 @@ def list_partitions(root: Path, table: str) -> list[date]:
     return sorted(out)
 
 
+def newest_partition(root: Path, tables: Iterable[str]) -> date | None:
+    """The latest ``ds`` with a partition of any of ``tables`` under ``root`` (None if none)."""
+    days = [d for table in tables for d in list_partitions(root, table)[-1:]]
+    return max(days, default=None)
+
+
 def write_partition(df: pd.DataFrame, root: Path, table: str, ds: date) -> Path:
     """Replace the ``ds`` partition of ``table`` with ``df`` (atomic rename)."""
     target = partition_dir(root, table, ds)

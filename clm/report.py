@@ -79,8 +79,7 @@ def champions(settings: Settings) -> list[dict[str, Any]]:
                 "reasons": version.tags.get("reasons", ""),
                 "run_id": version.run_id or "",
                 "metrics": {m: metrics[m] for m in CHAMPION_METRICS[name] if m in metrics},
-                "url": f"{settings.mlflow_ui_url.rstrip('/')}/#/experiments/{experiment}"
-                f"/runs/{version.run_id}"
+                "url": f"{settings.mlflow_ui}/#/experiments/{experiment}/runs/{version.run_id}"
                 if run
                 else "",
             }

@@ -1,15 +1,20 @@
 """Drive the four DAGs through Airflow for a range of days (``clm run``).
 
-Each day runs ``clm_ingest`` -> ``clm_features`` -> (``clm_train`` on training
-days) -> ``clm_score`` (-> ``clm_train`` when scoring signals drift) as real DAG
-runs (``dag.test()``, recorded in the Airflow metadata database and visible in
-the UI). The Asset chain is what the
-scheduler follows in production; here the runner follows it in order, so a
-range is processed without a scheduler process.
+Each day runs ``clm_ingest`` -> ``clm_features`` -> (``clm_train`` when
+clm_features asks for it) -> ``clm_score`` (-> ``clm_train`` when scoring
+signals drift) as real DAG runs: ``dag.test()`` in this process, recorded in
+the Airflow metadata database with their true start and end times and a note
+naming ds, so they show in the UI beside the scheduler's runs. The runner
+follows the same Asset chain the scheduler follows, and the same ledger
+decides which days are due, so the tables come out the same either way.
+
+``clm run`` holds the ``CLM_HOME`` lock for its whole range: scheduler tasks
+wait for it and then find the days done, so no day is processed twice or by
+two runtimes at once. Tasks run without retries here, so a failure is
+reported at once with its cause.
 
 Catch-up: the first day's ingest validates every pending landed day at once,
 and the first training run computes features only at the cutoffs it needs.
-Every write is keyed by ds, so this gives the same tables as day-by-day runs.
 """
 
 from __future__ import annotations
@@ -129,16 +134,37 @@ def _xcom(run: Any, task_ids: list[str]) -> dict[str, Any]:
 
 
 def _cause(log_path: Path | None) -> str:
-    """The last exception line of a captured task log, if any."""
+    """The cause of the failed task: its exception, else the last error line of its log."""
+    from clm import tasks
+
+    if tasks.LAST_ERROR:
+        return f"Cause: {tasks.LAST_ERROR[-1]}\n"
     if log_path is None or not log_path.exists():
         return ""
     lines = [
         line.strip()
         for line in log_path.read_text(errors="replace").splitlines()
-        if line.lstrip().startswith(("clm.", "training.", "ValueError", "RuntimeError"))
-        and ("Error" in line or "Exception" in line)
+        if ("Error" in line or "Exception" in line) and not line.lstrip().startswith("File ")
     ]
     return f"Cause: {lines[-1]}\n" if lines else ""
+
+
+def _record_times(run: Any, started: datetime, ds: date) -> None:
+    """Give a ``dag.test()`` run its true start and end, and a note naming ds, in the UI.
+
+    ``dag.test()`` starts a run at its logical date, so durations would read
+    in years.
+    """
+    from airflow.models.dagrun import DagRun
+    from airflow.utils.session import create_session
+
+    with create_session() as session:
+        row = session.get(DagRun, run.id)
+        if row is None:
+            return
+        row.start_date = started
+        row.end_date = datetime.now(UTC)
+        row.note = f"ds={ds} (clm run)"
 
 
 def run_dag(
@@ -146,20 +172,33 @@ def run_dag(
 ) -> RunRecord:
     """Run one DAG for ``ds`` through Airflow and return its state and XComs.
 
+    Tasks run without retries: a failure is reported at once, with its cause.
+
     Args:
         log_path: if given, the run's console output (task logs) goes there.
 
     Raises:
-        DagRunFailed: naming the failed tasks and the log, if the run did not succeed.
+        DagRunFailed: naming the failed tasks, the cause and the log, if the run failed.
     """
+    from clm import tasks
+
+    for task in dag.tasks:
+        task.retries = 0
+    tasks.LAST_ERROR.clear()
     started = time.perf_counter()
+    started_at = datetime.now(UTC)
     logical = datetime(ds.year, ds.month, ds.day, tzinfo=UTC)
     with capture_output(log_path) if log_path else nullcontext():
         run = dag.test(logical_date=logical, run_conf={"ds": ds.isoformat(), **(conf or {})})
+    _record_times(run, started_at, ds)
     state = str(getattr(run, "state", "unknown"))
     seconds = time.perf_counter() - started
     if state != "success":
-        failed = [ti.task_id for ti in run.get_task_instances() if str(ti.state) != "success"]
+        failed = [
+            ti.task_id
+            for ti in run.get_task_instances()
+            if str(ti.state) not in ("success", "skipped")
+        ]
         raise DagRunFailed(
             f"{dag.dag_id} for ds={ds} ended {state}; tasks not successful: {failed}. "
             f"{_cause(log_path)}Task log: {log_path or 'above'}"
@@ -168,21 +207,23 @@ def run_dag(
     return RunRecord(dag.dag_id, ds.isoformat(), state, seconds, xcom, str(log_path or ""))
 
 
-def is_training_day(settings: Settings, ds: date, champion_exists: bool) -> bool:
-    """Train on the configured weekday, and whenever there is no champion yet."""
-    return (not champion_exists) or ds.weekday() == settings.training_weekday
+def require_landed(settings: Settings, end: date) -> None:
+    """Refuse a range that goes past the landed data.
 
+    Raises:
+        ValueError: naming the newest landed day.
+    """
+    from clm.io import newest_partition
+    from clm.settings import LANDING_TABLES
 
-def champion_exists(settings: Settings) -> bool:
-    """True when both registered models have a ``champion`` alias."""
-    from training.promotion import REGISTERED, current_champion
-    from training.train import setup_mlflow
-
-    setup_mlflow(settings)
-    import mlflow
-
-    client = mlflow.MlflowClient()
-    return all(current_champion(client, name) is not None for name in REGISTERED.values())
+    newest = newest_partition(settings.landing_dir, LANDING_TABLES)
+    if newest is None:
+        raise ValueError(f"nothing has landed under {settings.landing_dir}: run clm simulate first")
+    if end > newest:
+        raise ValueError(
+            f"--end {end} is past the landed data, which ends at {newest}: nothing can be "
+            "processed for later days"
+        )
 
 
 def run_range(
@@ -194,7 +235,7 @@ def run_range(
     quiet: bool = True,
     train: bool = True,
 ) -> list[RunRecord]:
-    """Run the DAG chain for every day in ``[start, end]``, training on schedule.
+    """Run the DAG chain for every day in ``[start, end]``, training when it is due.
 
     With ``train=False`` nothing is trained (a backfill with the current
     champions); a champion must exist.
@@ -203,29 +244,42 @@ def run_range(
     ``$AIRFLOW_HOME/logs/clm-run/<dag_id>/ds=<ds>.log`` instead of the console.
 
     Raises:
-        ValueError: if ``end`` is before ``start``.
+        ValueError: if ``end`` is before ``start`` or past the landed data.
+        HomeLocked: if another process holds ``CLM_HOME`` for too long.
         DagRunFailed: at the first failed DAG run (later days are not run).
     """
+    from clm import ledger
+
     if end < start:
         raise ValueError(f"--end {end} is before --start {start}")
+    require_landed(settings, end)
     records: list[RunRecord] = []
-    _run = _runner(settings, records, on_run, quiet)
-    runner_log = settings.airflow_home / "logs" / "clm-run" / "runner.log"
-    day = start
-    while day <= end:
-        _run("clm_ingest", day)
-        _run("clm_features", day)
-        with capture_output(runner_log) if quiet else nullcontext():
-            has_champion = champion_exists(settings)
-        trained = train and is_training_day(settings, day, has_champion)
-        if trained:
-            _run("clm_train", day, train_conf)
-        _run("clm_score", day)
-        # In production the Asset clm_drift starts clm_train; here the runner follows it.
-        if train and records[-1].xcom.get("signal_drift") and not trained:
-            _run("clm_train", day, train_conf)
-        day += timedelta(days=1)
+    with ledger.home_lock(settings, "clm run", wait_seconds=settings.lock_wait_minutes * 60):
+        _run = _runner(settings, records, on_run, quiet)
+        day = start
+        while day <= end:
+            _run("clm_ingest", day)
+            _run("clm_features", day)
+            request = ledger.training_request(settings)
+            if request is not None:
+                if not train:
+                    _drop_request(settings, request[0])
+                else:
+                    _run("clm_train", request[0], train_conf)
+            _run("clm_score", day)
+            # In production the Asset clm_drift starts clm_train; here the runner follows it.
+            if train and records[-1].xcom.get("signal_drift"):
+                _run("clm_train", day, train_conf)
+            day += timedelta(days=1)
     return records
+
+
+def _drop_request(settings: Settings, ds: date) -> None:
+    """``--no-train``: score with the current champion instead of waiting for training."""
+    from clm import ledger
+
+    ledger.finish_training(settings, ds, ok=True)
+    log.info("training due at ds=%s is not run (--no-train)", ds)
 
 
 def _runner(
@@ -262,11 +316,11 @@ def score_range(
     on_run: Callable[[RunRecord], None] | None = None,
     quiet: bool = True,
 ) -> list[RunRecord]:
-    """Backfill: run ``clm_score`` for every day in ``[start, end]`` with the current champions.
+    """Backfill: re-score every day in ``[start, end]`` with the current champions.
 
-    The feature snapshots must exist. ``run_backwards`` runs the latest day
-    first, like ``airflow backfill create --run-backwards``; the tables come
-    out the same either way.
+    Each day must have been through clm_features (its snapshot materialized).
+    ``run_backwards`` runs the latest day first, like ``airflow backfill create
+    --run-backwards``; the tables come out the same either way.
 
     Raises:
         ValueError: if ``end`` is before ``start``.
@@ -274,9 +328,12 @@ def score_range(
     """
     if end < start:
         raise ValueError(f"--end {end} is before --start {start}")
+    from clm import ledger
+
     records: list[RunRecord] = []
-    _run = _runner(settings, records, on_run, quiet)
     days = [start + timedelta(days=i) for i in range((end - start).days + 1)]
-    for day in reversed(days) if run_backwards else days:
-        _run("clm_score", day)
+    with ledger.home_lock(settings, "clm score", wait_seconds=settings.lock_wait_minutes * 60):
+        _run = _runner(settings, records, on_run, quiet)
+        for day in reversed(days) if run_backwards else days:
+            _run("clm_score", day, {"force": True})
     return records

@@ -57,11 +57,28 @@ class Settings(BaseSettings):
         default=6, ge=0, le=6, description="Weekday (Mon=0) on which `clm run` trains."
     )
 
+    landing_grace_days: int = Field(
+        default=3,
+        ge=0,
+        description="A run whose ds is at most this many days past the newest landed day "
+        "waits for its data; further out (a historical shop) it fails at once.",
+    )
+    landing_timeout_minutes: float = Field(
+        default=360, gt=0, description="How long a run waits for its day's data to land."
+    )
+    lock_wait_minutes: float = Field(
+        default=60,
+        ge=0,
+        description="How long a task waits for the CLM_HOME lock (held by `clm run` or "
+        "another task) before it fails and retries.",
+    )
+
     warehouse_url: str = Field(default="", description="duckdb:///path (default) or postgresql://")
     mlflow_tracking_uri: str = Field(default="", description="Default: sqlite under home.")
     mlflow_ui_url: str = Field(
-        default="http://localhost:5000",
-        description="Where users open the MLflow UI; the report and the Airflow page link there.",
+        default="",
+        description="Where users open the MLflow UI; the report and the Airflow page link "
+        "there. Default: where `clm ui mlflow` last served it, else http://localhost:5000.",
     )
     feast_repo: Path = Field(default=PROJECT_ROOT / "feature_repo")
     feast_yaml: str = Field(
@@ -115,6 +132,22 @@ class Settings(BaseSettings):
     @property
     def tracking_uri(self) -> str:
         return self.mlflow_tracking_uri or f"sqlite:///{self.home / 'mlflow' / 'mlflow.db'}"
+
+    @property
+    def mlflow_ui_file(self) -> Path:
+        """Where ``clm ui mlflow`` records the URL it serves."""
+        return self.home / "mlflow" / "ui_url"
+
+    @property
+    def mlflow_ui(self) -> str:
+        """The MLflow UI's base URL, without a trailing slash."""
+        if self.mlflow_ui_url:
+            return self.mlflow_ui_url.rstrip("/")
+        try:
+            served = self.mlflow_ui_file.read_text().strip()
+        except OSError:
+            served = ""
+        return served.rstrip("/") or "http://localhost:5000"
 
     @property
     def mlflow_artifacts(self) -> Path:

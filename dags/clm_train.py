@@ -1,10 +1,17 @@
 """
 ### clm_train: XGBoost vs LightGBM, tracked in MLflow, promoted only if better
 
-Weekly, when clm_score reports drift against the champion's training
-reference (Asset `clm_drift`), or by hand with the trigger form. Labels come from future windows at
-monthly cutoffs (the last complete one is the out-of-time test set); features
-are joined point-in-time through Feast `get_historical_features`.
+Runs when clm_features asks for training (Asset `clm_training_due`: no
+champion yet, or the training weekday), when clm_score reports drift against
+the champion's training reference (Asset `clm_drift`), weekly, or by hand
+with the trigger form. The cutoff is the `ds` param, else the requested day,
+else the drifted day, else the week that just ended; `wait_for_data` fails at
+once for a cutoff far past the validated data (the weekly schedule on a
+historical shop), so nothing is trained on days that have not landed.
+
+Labels come from future windows at monthly cutoffs (the last complete one is
+the out-of-time test set); features are joined point-in-time through Feast
+`get_historical_features`.
 
 For churn and for future spend, each model family is tuned by Optuna (with
 pruning; `tuning_trials` below), churn is calibrated on a validation slice,
@@ -14,22 +21,23 @@ parent run (experiments `clm-churn`, `clm-clv`), with its plots. The best
 model is registered; it gets the alias `champion` only if it beats the
 current champion on today's test set by the configured margin and clears the
 floors. Every decision is tagged on the version and written to
-`model_promotions`.
+`model_promotions`. Updates the Asset `clm_champion`, which lets clm_score
+score the days that waited for this training.
 """
 
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from airflow.sdk import AssetOrTimeSchedule, CronTriggerTimetable, Param, dag, task
+from airflow.sdk import AssetOrTimeSchedule, CronDataIntervalTimetable, Param, dag, task
 
-from clm.assets import CHAMPION, DRIFT
+from clm.assets import CHAMPION, DRIFT, TRAINING
 
 
 @dag(
     dag_id="clm_train",
     schedule=AssetOrTimeSchedule(
-        timetable=CronTriggerTimetable("@weekly", timezone="UTC"), assets=DRIFT
+        timetable=CronDataIntervalTimetable("@weekly", timezone="UTC"), assets=DRIFT | TRAINING
     ),
     start_date=datetime(2024, 1, 1, tzinfo=UTC),
     catchup=False,
@@ -53,20 +61,35 @@ from clm.assets import CHAMPION, DRIFT
 )
 def clm_train() -> None:
     @task
-    def cutoff_features(**context):  # type: ignore[no-untyped-def]
+    def plan_training(**context):  # type: ignore[no-untyped-def]
+        """Pick the cutoff; skip if the requested training was done already."""
+        from clm import tasks
+
+        return tasks.plan_training(context)
+
+    @task.sensor(poke_interval=60, timeout=24 * 3600, mode="reschedule")
+    def wait_for_data(cutoff: str, **context):  # type: ignore[no-untyped-def]
+        """Wait until the cutoff's data is validated; fail at once for a day far past it."""
+        from clm import tasks
+
+        return tasks.wait_for_data(context, "validated", cutoff)
+
+    @task
+    def cutoff_features(cutoff: str, **context):  # type: ignore[no-untyped-def]
         """Compute any missing feature snapshots at the training cutoffs."""
         from clm import tasks
 
-        return tasks.cutoff_features(context)
+        return tasks.cutoff_features(cutoff, context)
 
     @task(outlets=[CHAMPION])
-    def train_and_promote(**context):  # type: ignore[no-untyped-def]
+    def train_and_promote(cutoff: str, **context):  # type: ignore[no-untyped-def]
         """Train both families for churn and clv, log to MLflow, promote the best if better."""
         from clm import tasks
 
-        return tasks.train(context)
+        return tasks.train(cutoff, context)
 
-    cutoff_features() >> train_and_promote()
+    cutoff = wait_for_data(plan_training())
+    cutoff_features(cutoff) >> train_and_promote(cutoff)
 
 
 dag_object = clm_train()

@@ -161,6 +161,9 @@ def git_sha() -> str:
         return "unknown"
 
 
+EXPERIMENT_KIND_TAG, EXPERIMENT_KIND = "mlflow.experimentKind", "custom_model_development"
+
+
 def setup_mlflow(settings: Settings, experiments: list[str] | None = None) -> None:
     """Point MLflow at the configured tracking server and make the experiments exist."""
     import mlflow
@@ -175,6 +178,21 @@ def setup_mlflow(settings: Settings, experiments: list[str] | None = None) -> No
             if settings.tracking_uri.startswith("sqlite:"):
                 location = (settings.mlflow_artifacts / name).as_uri()
             client.create_experiment(name, artifact_location=location)
+        # Without it, MLflow 3 may open the experiment on its GenAI (traces) view.
+        experiment = client.get_experiment_by_name(name)
+        if experiment is not None and experiment.tags.get(EXPERIMENT_KIND_TAG) != EXPERIMENT_KIND:
+            client.set_experiment_tag(
+                experiment.experiment_id, EXPERIMENT_KIND_TAG, EXPERIMENT_KIND
+            )
+
+
+def champion_exists(settings: Settings) -> bool:
+    """True when both registered models have a ``champion`` alias."""
+    import mlflow
+
+    setup_mlflow(settings)
+    client = mlflow.MlflowClient()
+    return all(current_champion(client, name) is not None for name in REGISTERED.values())
 
 
 def train(

@@ -6,13 +6,21 @@ import pytest
 
 DAGS = Path(__file__).resolve().parents[2] / "dags"
 EXPECTED = {
-    "clm_ingest": {"validate_landing": set()},
+    "clm_ingest": {"wait_for_data": {"validate_landing"}, "validate_landing": set()},
     "clm_features": {
         "compute_features": {"feast_apply"},
         "feast_apply": {"materialize"},
-        "materialize": set(),
+        "materialize": {"route", "announce_features", "request_training"},
+        "route": {"announce_features", "request_training"},
+        "announce_features": set(),
+        "request_training": set(),
     },
-    "clm_train": {"cutoff_features": {"train_and_promote"}, "train_and_promote": set()},
+    "clm_train": {
+        "plan_training": {"wait_for_data"},
+        "wait_for_data": {"cutoff_features", "train_and_promote"},
+        "cutoff_features": {"train_and_promote"},
+        "train_and_promote": set(),
+    },
     "clm_score": {"score_and_segment": {"signal_drift"}, "signal_drift": set()},
 }
 
@@ -50,21 +58,43 @@ def test_task_graph(dagbag, dag_id) -> None:
 
 
 def test_assets_chain_the_dags(dagbag) -> None:
-    from clm.assets import CHAMPION, DRIFT, FEATURES, SEGMENTS, VALIDATED
+    from clm.assets import CHAMPION, DRIFT, FEATURES, SEGMENTS, TRAINING, VALIDATED
 
     def outlets(dag_id):
         return {o.name for t in dagbag.dags[dag_id].tasks for o in t.outlets}
 
+    def schedule(dag_id):
+        return str(dagbag.dags[dag_id].timetable.asset_condition)
+
     assert outlets("clm_ingest") == {VALIDATED.name}
-    assert outlets("clm_features") == {FEATURES.name}
+    assert outlets("clm_features") == {FEATURES.name, TRAINING.name}
     assert outlets("clm_train") == {CHAMPION.name}
     assert outlets("clm_score") == {SEGMENTS.name, DRIFT.name}
-    assert VALIDATED.name in str(dagbag.dags["clm_features"].timetable.asset_condition)
-    assert FEATURES.name in str(dagbag.dags["clm_score"].timetable.asset_condition)
-    # Drift sets off training; so does the weekly schedule.
+    assert VALIDATED.name in schedule("clm_features")
+    # Scoring follows the features, or the training run it waited for.
+    assert FEATURES.name in schedule("clm_score") and CHAMPION.name in schedule("clm_score")
+    # A training request and drift set off training; so does the weekly schedule.
     train = dagbag.dags["clm_train"].timetable
-    assert DRIFT.name in str(train.asset_condition)
+    assert DRIFT.name in schedule("clm_train") and TRAINING.name in schedule("clm_train")
     assert train.timetable.expression in ("@weekly", "0 0 * * 0")
+
+
+def test_sensors_hold_no_worker_slot(dagbag) -> None:
+    for dag_id in ("clm_ingest", "clm_train"):
+        sensor = dagbag.dags[dag_id].get_task("wait_for_data")
+        assert sensor.mode == "reschedule", dag_id
+
+
+def test_scheduled_ds_is_the_day_that_ended(dagbag) -> None:
+    from datetime import UTC, datetime
+
+    from airflow.serialization.encoders import coerce_to_core_timetable
+
+    timetable = coerce_to_core_timetable(dagbag.dags["clm_ingest"].timetable)
+    interval = timetable.infer_manual_data_interval(
+        run_after=datetime(2026, 11, 23, 0, 0, tzinfo=UTC)
+    )
+    assert interval.start.date().isoformat() == "2026-11-22"
 
 
 def test_train_params(dagbag) -> None:
