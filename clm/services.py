@@ -50,7 +50,7 @@ def airflow_env(settings: Settings, port: int) -> dict[str, str]:
 
 def _free_ports(n: int, avoid: int) -> list[int]:
     """``n`` distinct ports that nothing listens on now, other than ``avoid``."""
-    socks = []
+    socks: list[socket.socket] = []
     try:
         while len(socks) < n:
             sock = socket.socket()

@@ -95,3 +95,24 @@ def test_missing_column_fails_and_writes_nothing(small_shop: Settings) -> None:
         ingest(small_shop, LAST)
     assert not partition_dir(small_shop.validated_dir, "orders", date(2024, 1, 1)).exists()
     assert pending_days(small_shop, LAST)[0] == date(2024, 1, 1)
+
+
+def test_nothing_is_ingested_or_computed_for_a_day_past_the_landed_data(
+    small_shop: Settings,
+) -> None:
+    """A run for a day that has not landed writes nothing, and says where the data ends."""
+    from clm.features import write_snapshot
+    from clm.ingest import ingest
+    from clm.io import BatchError
+    from clm.validation import BatchValidationError
+
+    last = date(2024, 2, 9)  # small_shop lands 2024-01-01 + 40 days
+    with pytest.raises(
+        BatchValidationError, match=f"has not landed: the newest landed day is {last}"
+    ):
+        ingest(small_shop, last + timedelta(days=1))
+    assert not small_shop.validated_dir.exists()
+    ingest(small_shop, date(2024, 1, 20))
+    with pytest.raises(BatchError, match="the validated data ends at 2024-01-20"):
+        write_snapshot(small_shop.features_dir, small_shop.validated_dir, date(2024, 1, 21))
+    assert not small_shop.features_dir.exists()

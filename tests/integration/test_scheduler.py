@@ -1,0 +1,397 @@
+"""The scheduler is the runtime: the product driven as a user drives it.
+
+``clm ui airflow --port N`` (any free port, the virtualenv not on PATH) starts
+the real Airflow 3: api-server, scheduler, dag-processor and triggerer, on
+SQLite. The test signs in to the REST API, unpauses the DAGs and triggers
+``clm_ingest`` as the UI's button does, then checks what the scheduler did:
+the chain ingest -> features -> train (no champion yet) -> score for exactly
+that day, each day processed once, and a day that has not landed failing
+clearly with nothing written. Then headless Chromium loads the Airflow and
+MLflow pages a user would look at and saves screenshots to
+``build/screenshots/``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import date, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.browser import browser, chromium_path
+from tests.conftest import free_port, require_service
+from tests.integration.conftest import CLM, clm
+
+pytestmark = pytest.mark.slow
+ROOT = Path(__file__).resolve().parents[2]
+SHOTS = ROOT / "build" / "screenshots"
+START, DAYS = date(2024, 1, 1), 100
+LAST = START + timedelta(days=DAYS - 1)  # 2024-04-09, the newest landed day
+DAY = LAST - timedelta(days=4)  # a Friday: no training day, but there is no champion yet
+
+
+@dataclass
+class Airflow:
+    """A running ``clm ui airflow`` and a signed-in REST client."""
+
+    base: str
+    token: str
+    home: Path
+    env: dict[str, str]
+
+    def call(self, method: str, path: str, body: Any = None) -> Any:
+        request = urllib.request.Request(
+            f"{self.base}{path}",
+            method=method,
+            data=None if body is None else json.dumps(body).encode(),
+            headers={
+                "Authorization": f"Bearer {self.token}",
+                "Content-Type": "application/json",
+                "Accept": "application/json",
+            },
+        )
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return json.load(response)
+
+    def runs(self, dag_id: str) -> list[dict[str, Any]]:
+        return list(
+            self.call("GET", f"/api/v2/dags/{dag_id}/dagRuns?order_by=run_after&limit=100")[
+                "dag_runs"
+            ]
+        )
+
+    def trigger(self, dag_id: str, conf: dict[str, Any]) -> str:
+        """What the UI's Trigger button sends: a manual run with the form's params as conf."""
+        run = self.call(
+            "POST", f"/api/v2/dags/{dag_id}/dagRuns", {"logical_date": None, "conf": conf}
+        )
+        return str(run["dag_run_id"])
+
+    def wait_run(self, dag_id: str, run_id: str, timeout: float = 600) -> str:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            state = self.call("GET", f"/api/v2/dags/{dag_id}/dagRuns/{_q(run_id)}")["state"]
+            if state in ("success", "failed"):
+                return str(state)
+            time.sleep(2)
+        raise TimeoutError(f"{dag_id} {run_id} did not finish")
+
+    def xcom(self, dag_id: str, run_id: str, task_id: str) -> Any:
+        try:
+            entry = self.call(
+                "GET",
+                f"/api/v2/dags/{dag_id}/dagRuns/{_q(run_id)}/taskInstances/{task_id}"
+                "/xcomEntries/return_value",
+            )
+        except urllib.error.HTTPError:
+            return None
+        value = entry["value"]
+        return json.loads(value) if isinstance(value, str) else value
+
+    def task_log(self, dag_id: str, run_id: str, task_id: str, attempt: int = 1) -> str:
+        body = self.call(
+            "GET",
+            f"/api/v2/dags/{dag_id}/dagRuns/{_q(run_id)}/taskInstances/{task_id}/logs/{attempt}",
+        )
+        return json.dumps(body["content"])
+
+
+def _q(run_id: str) -> str:
+    return urllib.parse.quote(run_id, safe="")
+
+
+def _ledger(home: Path) -> dict[str, Any]:
+    return dict(json.loads((home / "ledger.json").read_text()))
+
+
+def _wait(predicate: Any, what: str, timeout: float = 900) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(3)
+    raise TimeoutError(f"timed out waiting for {what}")
+
+
+def _stop(proc: subprocess.Popen[bytes]) -> None:
+    try:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(timeout=30)
+    except (ProcessLookupError, subprocess.TimeoutExpired):
+        os.killpg(proc.pid, signal.SIGKILL)
+
+
+@pytest.fixture(scope="module")
+def airflow(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Airflow]:
+    """A simulated shop and ``clm ui airflow`` on a free port, started without the venv."""
+    home = tmp_path_factory.mktemp("scheduler") / "clm"
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("CLM_", "AIRFLOW"))}
+    env |= {
+        "PATH": "/usr/local/bin:/usr/bin:/bin",  # the virtualenv is not activated
+        "CLM_HOME": str(home),
+        "CLM_HORIZON_DAYS": "30",
+        "CLM_TRAIN_CUTOFFS": "2",
+        "CLM_TRAIN_BASELINES": "false",
+    }
+    env.pop("VIRTUAL_ENV", None)
+    clm(env, "simulate", "--customers", "300", "--start", START.isoformat(), "--days", str(DAYS))
+    port = free_port()
+    log = open(home.parent / "airflow.log", "wb")  # noqa: SIM115
+    proc = subprocess.Popen(
+        [CLM, "ui", "airflow", "--port", str(port)],
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    base = f"http://localhost:{port}"
+    try:
+
+        def healthy() -> bool:
+            if proc.poll() is not None:
+                pytest.fail(f"clm ui airflow exited:\n{_tail(home)}")
+            try:
+                with urllib.request.urlopen(f"{base}/api/v2/monitor/health", timeout=5) as r:
+                    health = json.load(r)
+            except OSError:
+                return False
+            return all(
+                health.get(part, {}).get("status") == "healthy"
+                for part in ("metadatabase", "scheduler", "triggerer", "dag_processor")
+            )
+
+        _wait(healthy, "the four Airflow components", timeout=180)
+        password = subprocess.run(
+            [CLM, "ui", "password"], env=env, capture_output=True, text=True, check=True
+        ).stdout.strip()
+        request = urllib.request.Request(
+            f"{base}/auth/token",
+            data=json.dumps({"username": "admin", "password": password}).encode(),
+            headers={"Content-Type": "application/json"},
+        )
+        with urllib.request.urlopen(request) as response:
+            token = json.load(response)["access_token"]
+        yield Airflow(base, token, home, env)
+    finally:
+        _stop(proc)
+        log.close()
+
+
+def _tail(home: Path) -> str:
+    return (home.parent / "airflow.log").read_text(errors="replace")[-4000:]
+
+
+@pytest.fixture(scope="module")
+def chain(airflow: Airflow) -> dict[str, Any]:
+    """Unpause as the UI's toggles do, trigger clm_ingest for DAY, wait until DAY is scored."""
+    started = time.monotonic()
+    for dag_id in ("clm_ingest", "clm_features", "clm_train", "clm_score"):
+        _wait(lambda d=dag_id: _dag_exists(airflow, d), f"{dag_id} parsed", timeout=120)
+        airflow.call("PATCH", f"/api/v2/dags/{dag_id}", {"is_paused": False})
+    run_id = airflow.trigger("clm_ingest", {"ds": DAY.isoformat()})
+    assert airflow.wait_run("clm_ingest", run_id) == "success", _tail(airflow.home)
+    _wait(
+        lambda: DAY.isoformat() in _ledger(airflow.home).get("scored", {}),
+        f"ds={DAY} scored by the scheduler",
+    )
+    _wait(lambda: _settled(airflow), "the chain to settle", timeout=300)
+    return {"ingest_run": run_id, "seconds": time.monotonic() - started}
+
+
+def _dag_exists(airflow: Airflow, dag_id: str) -> bool:
+    try:
+        airflow.call("GET", f"/api/v2/dags/{dag_id}")
+    except urllib.error.HTTPError:
+        return False
+    return True
+
+
+def _settled(airflow: Airflow) -> bool:
+    """No run of the four DAGs queued or running (scheduled runs for today included)."""
+    for dag_id in ("clm_ingest", "clm_features", "clm_train", "clm_score"):
+        if any(r["state"] in ("queued", "running") for r in airflow.runs(dag_id)):
+            return False
+    return True
+
+
+def _scored_days(airflow: Airflow) -> list[str]:
+    """Every day each successful clm_score run scored, in run order."""
+    days: list[str] = []
+    for run in airflow.runs("clm_score"):
+        if run["state"] == "success":
+            result = airflow.xcom("clm_score", run["dag_run_id"], "score_and_segment") or {}
+            days += result.get("days", [])
+    return days
+
+
+def test_the_scheduler_runs_the_chain_for_exactly_the_triggered_day(
+    airflow: Airflow, chain: dict[str, Any]
+) -> None:
+    from clm import warehouse
+    from clm.settings import get_settings
+
+    seconds = chain["seconds"]
+    print(f"chain for ds={DAY} (ingest, features, train, score) took {seconds:.0f}s")  # noqa: T201
+    settings = get_settings(home=airflow.home)
+    rows = warehouse.query(
+        settings.warehouse, "SELECT ds, COUNT(*) AS n FROM customer_segments GROUP BY ds"
+    )
+    assert [d.date() for d in rows["ds"]] == [DAY]
+    assert int(rows["n"].iloc[0]) > 100
+    # With no champion, the chain trained before it scored, with nothing triggered by hand.
+    trains = [r for r in airflow.runs("clm_train") if r["run_type"] == "asset_triggered"]
+    assert [r["state"] for r in trains] == ["success"]
+    scores = [r for r in airflow.runs("clm_score") if r["state"] == "success"]
+    assert scores and scores[0]["start_date"] > trains[0]["start_date"]
+    woke = airflow.call(
+        "GET",
+        f"/api/v2/dags/clm_score/dagRuns/{_q(scores[0]['dag_run_id'])}/upstreamAssetEvents",
+    )
+    assert {e["uri"].rstrip("/") for e in woke["asset_events"]} == {"clm://champion"}
+    assert _scored_days(airflow) == [DAY.isoformat()]
+    # Each run shows its ds: the trigger's conf, and the asset events' extras.
+    ingest = airflow.call("GET", f"/api/v2/dags/clm_ingest/dagRuns/{_q(chain['ingest_run'])}")
+    assert ingest["conf"] == {"ds": DAY.isoformat()}
+    events = airflow.call("GET", "/api/v2/assets/events?order_by=timestamp&limit=50")
+    extras = {
+        (e["asset_id"], json.dumps(e["extra"], sort_keys=True)) for e in events["asset_events"]
+    }
+    assert any(f'"ds": "{DAY}"' in extra for _, extra in extras)
+    # Nothing for days past the data: no snapshot, online value or segment for today.
+    assert max(p.name for p in (airflow.home / "features" / "order_features").iterdir()) <= (
+        f"ds={LAST}"
+    )
+
+
+def test_every_day_is_processed_exactly_once(airflow: Airflow, chain: dict[str, Any]) -> None:
+    # The same day again: ingest runs, nothing downstream is due, nothing is re-scored.
+    again = airflow.trigger("clm_ingest", {"ds": DAY.isoformat()})
+    # Two more days back to back: one downstream run may be woken by both events.
+    later = [
+        airflow.trigger("clm_ingest", {"ds": (DAY + timedelta(days=i)).isoformat()}) for i in (1, 2)
+    ]
+    for run_id in (again, *later):
+        assert airflow.wait_run("clm_ingest", run_id) == "success"
+    wanted = {(DAY + timedelta(days=i)).isoformat() for i in (0, 1, 2)}
+    _wait(lambda: wanted <= set(_ledger(airflow.home)["scored"]), "the later days scored")
+    _wait(lambda: _settled(airflow), "the chain to settle", timeout=300)
+    scored = _scored_days(airflow)
+    assert sorted(scored) == sorted(wanted), scored  # each day once, none twice
+    assert scored == sorted(scored)  # in order
+
+
+def test_a_day_that_has_not_landed_fails_clearly_and_writes_nothing(
+    airflow: Airflow, chain: dict[str, Any]
+) -> None:
+    before = _ledger(airflow.home)
+    future = LAST + timedelta(days=30)
+    run_id = airflow.trigger("clm_ingest", {"ds": future.isoformat()})
+    assert airflow.wait_run("clm_ingest", run_id, timeout=180) == "failed"
+    task = airflow.call(
+        "GET", f"/api/v2/dags/clm_ingest/dagRuns/{_q(run_id)}/taskInstances/wait_for_data"
+    )
+    assert task["state"] == "failed" and task["try_number"] == 1  # no retries for this
+    log = airflow.task_log("clm_ingest", run_id, "wait_for_data")
+    assert f"ds={future} is past the landing data, which ends at {LAST}" in log
+    skipped = airflow.call(
+        "GET", f"/api/v2/dags/clm_ingest/dagRuns/{_q(run_id)}/taskInstances/validate_landing"
+    )
+    assert skipped["state"] == "upstream_failed"
+    assert _ledger(airflow.home) == before
+    assert not (airflow.home / "features" / "order_features" / f"ds={future}").exists()
+
+
+def test_the_pages_a_user_opens(airflow: Airflow, chain: dict[str, Any]) -> None:
+    """Airflow's DAG list, a finished run's grid, the clm_train trigger form; MLflow's
+    experiment page (both families) and the registered model with its champion alias."""
+    require_service("Chromium", chromium_path() is not None, "apt-get install chromium")
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    mlflow_port = free_port()
+    mlflow = subprocess.Popen(
+        [CLM, "ui", "mlflow", "--port", str(mlflow_port)],
+        env=airflow.env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    mlflow_base = f"http://localhost:{mlflow_port}"
+    try:
+        with browser(height=1000) as page:
+            page.call("Network.setCookie", name="_token", value=airflow.token, url=airflow.base)
+            page.goto(f"{airflow.base}/dags")
+            text = page.wait_for(_text_with("clm_score", "clm_train", "clm_features"))
+            assert "clm_ingest" in text
+            _shot(page, "airflow_dags.png")
+
+            score_run = next(r for r in airflow.runs("clm_score") if r["state"] == "success")
+            page.goto(f"{airflow.base}/dags/clm_score/runs/{_q(score_run['dag_run_id'])}")
+            text = page.wait_for(_text_with("score_and_segment", "signal_drift"))
+            assert "asset_triggered" in text.lower() or "Asset" in text
+            _shot(page, "airflow_score_run.png")
+
+            page.goto(f"{airflow.base}/dags/clm_train/trigger/single")
+            text = page.wait_for(_text_with("horizon_days", "tuning_trials", "force_promotion"))
+            assert "model_families" in text
+            _shot(page, "airflow_train_trigger.png")
+
+            from clm.settings import get_settings
+            from training.train import setup_mlflow
+
+            settings = get_settings(home=airflow.home)
+            setup_mlflow(settings)
+            import mlflow as mlflow_lib
+
+            client = mlflow_lib.MlflowClient(settings.tracking_uri)
+            experiment = client.get_experiment_by_name("clm-churn")
+            assert experiment is not None
+            _wait(lambda: _up(f"{mlflow_base}/health"), "the MLflow UI", timeout=120)
+            assert settings.mlflow_ui == mlflow_base  # links follow the served port
+            page.goto(f"{mlflow_base}/#/experiments/{experiment.experiment_id}/runs")
+            text = page.wait_for(_text_with("xgboost", "lightgbm"), timeout=90)
+            assert "Traces" not in text.split("xgboost")[0][-200:] or "Runs" in text
+            _shot(page, "mlflow_churn_runs.png")
+
+            champion = client.get_model_version_by_alias("clm-churn", "champion")
+            page.goto(f"{mlflow_base}/#/models/clm-churn")
+            text = page.wait_for(_text_with("champion", f"Version {champion.version}"), 90)
+            _shot(page, "mlflow_clm_churn_model.png")
+    finally:
+        _stop(mlflow)
+    for name in (
+        "airflow_dags.png",
+        "airflow_score_run.png",
+        "airflow_train_trigger.png",
+        "mlflow_churn_runs.png",
+        "mlflow_clm_churn_model.png",
+    ):
+        assert (SHOTS / name).stat().st_size > 10_000, name
+
+
+def _text_with(*needles: str) -> str:
+    checks = " && ".join(f"t.includes({json.dumps(n)})" for n in needles)
+    body = "const t = document.body ? document.body.innerText : '';"
+    return f"(() => {{ {body} return ({checks}) ? t : null; }})()"
+
+
+def _shot(page: Any, name: str) -> None:
+    time.sleep(1.5)  # let charts and fonts settle
+    page.screenshot(SHOTS / name)
+
+
+def _up(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=5):
+            return True
+    except OSError:
+        return False
