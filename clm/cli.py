@@ -179,13 +179,14 @@ def run(
     and whenever no champion exists.
     """
     settings = _setup(verbose)
+    from clm.ledger import HomeLocked
     from clm.runner import DagRunFailed
 
     try:
         _run_with_progress(
             settings, _date(start, "--start"), _date(end, "--end"), verbose, train=train
         )
-    except (DagRunFailed, ValueError) as exc:
+    except (DagRunFailed, HomeLocked, ValueError) as exc:
         console.print(f"[red]error:[/] {exc}")
         raise typer.Exit(1) from exc
 
@@ -206,6 +207,7 @@ def score(
     order gives the same tables.
     """
     settings = _setup(verbose)
+    from clm.ledger import HomeLocked
     from clm.runner import DagRunFailed
 
     try:
@@ -217,7 +219,7 @@ def score(
             score_only=True,
             run_backwards=run_backwards,
         )
-    except (DagRunFailed, ValueError) as exc:
+    except (DagRunFailed, HomeLocked, ValueError) as exc:
         console.print(f"[red]error:[/] {exc}")
         raise typer.Exit(1) from exc
 
@@ -234,6 +236,7 @@ def demo(
 ) -> None:
     """Simulate a shop, run its last days through Airflow with weekly training, summarise."""
     settings = _setup(verbose)
+    from clm.ledger import HomeLocked
     from clm.runner import DagRunFailed, RunRecord
 
     began = time.perf_counter()
@@ -255,7 +258,7 @@ def demo(
     console.print(f"Running {run_from}..{last} through Airflow (first day catches up the history).")
     try:
         records: list[RunRecord] = _run_with_progress(settings, run_from, last, verbose)
-    except DagRunFailed as exc:
+    except (DagRunFailed, HomeLocked, ValueError) as exc:
         console.print(f"[red]error:[/] {exc}")
         raise typer.Exit(1) from exc
     _summary(settings, records, last, time.perf_counter() - began)
@@ -282,7 +285,7 @@ def _summary(settings: Settings, records: list[Any], last: date, seconds: float)
                 for rule, n in rules.items():
                     reasons.setdefault(table, {})[rule] = reasons.get(table, {}).get(rule, 0) + n
         elif record.dag_id == "clm_features":
-            materialized += sum(record.xcom.get("materialize", {}).values())
+            materialized += sum(record.xcom.get("materialize", {}).get("rows", {}).values())
         elif record.dag_id == "clm_train":
             trainings.append(record.xcom.get("train_and_promote", {}))
 
@@ -334,11 +337,11 @@ def _summary(settings: Settings, records: list[Any], last: date, seconds: float)
     console.print(f"Report with charts for {last}: {report.resolve().as_uri()}")
     console.print(
         "Open the UIs:\n"
-        "  [bold]make airflow[/]  Airflow UI (airflow standalone) on http://localhost:8080;\n"
-        "                the Customer segments page is in its left navigation. The admin\n"
-        f"                password is printed in the log and saved under {settings.airflow_home}\n"
-        "  [bold]make mlflow[/]   MLflow UI on http://localhost:5000 "
-        "(experiments clm-churn, clm-clv)"
+        "  [bold]make airflow[/]  Airflow on http://localhost:8080 (`clm ui airflow --port N "
+        "--unpause` for another port);\n"
+        "                sign in as admin, password: `clm ui password`. The Customer segments\n"
+        "                page is in its left navigation. Trigger clm_ingest with a landed `ds`.\n"
+        f"  [bold]make mlflow[/]   MLflow on {settings.mlflow_ui} (experiments clm-churn, clm-clv)"
     )
 
 
