@@ -79,7 +79,9 @@ def champions(settings: Settings) -> list[dict[str, Any]]:
                 "reasons": version.tags.get("reasons", ""),
                 "run_id": version.run_id or "",
                 "metrics": {m: metrics[m] for m in CHAMPION_METRICS[name] if m in metrics},
+                # workflowType: MLflow 3 would open the GenAI view otherwise.
                 "url": f"{settings.mlflow_ui}/#/experiments/{experiment}/runs/{version.run_id}"
+                "?workflowType=machine_learning"
                 if run
                 else "",
             }

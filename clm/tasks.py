@@ -177,7 +177,7 @@ def ingest(context: dict[str, Any]) -> dict[str, Any]:
         ledger.record(settings, "validated", ds, gen)
     if previous == gen:
         log.info("ds=%s: validated data unchanged since it was announced; nothing is due", ds)
-    _emit(context, VALIDATED, ds, days=len(report.days), generation=gen)
+    _emit(context, VALIDATED, ds, ingested_days=len(report.days), generation=gen)
     return report.as_dict()
 
 

@@ -340,7 +340,9 @@ def test_the_pages_a_user_opens(airflow: Airflow, chain: dict[str, Any]) -> None
             assert "asset_triggered" in text.lower() or "Asset" in text
             _shot(page, "airflow_score_run.png")
 
-            page.goto(f"{airflow.base}/dags/clm_train/trigger/single")
+            page.goto(f"{airflow.base}/dags/clm_train")
+            page.wait_for(f"{_TRIGGER_BUTTON} !== undefined")
+            page.evaluate(f"{_TRIGGER_BUTTON}.click()")
             text = page.wait_for(_text_with("horizon_days", "tuning_trials", "force_promotion"))
             assert "model_families" in text
             _shot(page, "airflow_train_trigger.png")
@@ -357,13 +359,15 @@ def test_the_pages_a_user_opens(airflow: Airflow, chain: dict[str, Any]) -> None
             assert experiment is not None
             _wait(lambda: _up(f"{mlflow_base}/health"), "the MLflow UI", timeout=120)
             assert settings.mlflow_ui == mlflow_base  # links follow the served port
-            page.goto(f"{mlflow_base}/#/experiments/{experiment.experiment_id}/runs")
-            text = page.wait_for(_text_with("xgboost", "lightgbm"), timeout=90)
-            assert "Traces" not in text.split("xgboost")[0][-200:] or "Runs" in text
+            # The link the report and the Customer segments page use opens the runs table.
+            page.goto(f"{settings.mlflow_ui}/#/experiments/{experiment.experiment_id}/runs?{ML}")
+            page.wait_for(_text_with("train ", "matching runs"), timeout=90)
+            page.evaluate(f"{_EXPAND_PARENT}.click()")  # the parent run's child runs
+            page.wait_for(_text_with("xgboost", "lightgbm"), timeout=60)
             _shot(page, "mlflow_churn_runs.png")
 
             champion = client.get_model_version_by_alias("clm-churn", "champion")
-            page.goto(f"{mlflow_base}/#/models/clm-churn")
+            page.goto(f"{mlflow_base}/#/models/clm-churn?{ML}")
             text = page.wait_for(_text_with("champion", f"Version {champion.version}"), 90)
             _shot(page, "mlflow_clm_churn_model.png")
     finally:
@@ -376,6 +380,14 @@ def test_the_pages_a_user_opens(airflow: Airflow, chain: dict[str, Any]) -> None
         "mlflow_clm_churn_model.png",
     ):
         assert (SHOTS / name).stat().st_size > 10_000, name
+
+
+ML = "workflowType=machine_learning"
+_EXPAND_PARENT = "document.querySelector('button[data-component-id*=\"runnamecellrenderer\"]')"
+_TRIGGER_BUTTON = (
+    "Array.from(document.querySelectorAll('button'))"
+    ".find(b => (b.innerText || '').trim() === 'Trigger')"
+)
 
 
 def _text_with(*needles: str) -> str:
