@@ -5,6 +5,8 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 export CLM_HOME ?= $(CURDIR)/.clm
+AIRFLOW_PORT ?= 8080
+MLFLOW_PORT ?= 5000
 
 .DEFAULT_GOAL := help
 .PHONY: help setup demo test test-fast lint typecheck format lock airflow mlflow data-docs up down bench clean
@@ -46,11 +48,11 @@ lock: ## Re-resolve requirements.in into requirements.lock
 	$(BIN)/uv pip compile --quiet --python-version 3.11 --python-platform x86_64-unknown-linux-gnu \
 		--generate-hashes requirements.in -o requirements.lock
 
-airflow: setup ## Start the Airflow UI (airflow standalone) on this project, port 8080
-	$(BIN)/clm ui airflow
+airflow: setup ## Start Airflow (api-server, scheduler, dag-processor, triggerer); AIRFLOW_PORT=8080
+	$(BIN)/clm ui airflow --port $(AIRFLOW_PORT)
 
-mlflow: setup ## Start the MLflow UI on the pipeline's tracking store, port 5000
-	$(BIN)/clm ui mlflow
+mlflow: setup ## Start the MLflow UI on the pipeline's tracking store; MLFLOW_PORT=5000
+	$(BIN)/clm ui mlflow --port $(MLFLOW_PORT)
 
 up: ## Start the production topology (docker compose; needs a Docker engine)
 	docker compose up -d
