@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import sys
 import time
 from datetime import date, timedelta
 from pathlib import Path
@@ -22,6 +23,8 @@ app = typer.Typer(
     "and MLflow.",
     no_args_is_help=True,
     add_completion=False,
+    # Plain one-line usage errors (Rich's boxed panel wraps long values mid-phrase).
+    rich_markup_mode=None,
 )
 models_app = typer.Typer(
     help="Champions, promotion history and rollback.", invoke_without_command=True
@@ -33,7 +36,8 @@ import_app = typer.Typer(
     no_args_is_help=True,
 )
 app.add_typer(import_app, name="import")
-console = Console()
+# Off a terminal (a pipe, a log, a test) nothing is hard-wrapped, so messages stay greppable.
+console = Console(soft_wrap=not sys.stdout.isatty())
 log = logging.getLogger("clm")
 
 DEMO_DIRTY_RATE = 0.002  # the simulator's default: planted rows for the gate to catch
