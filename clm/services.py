@@ -17,11 +17,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+from clm.runner import DAG_IDS
 from clm.settings import Settings
 
 log = logging.getLogger(__name__)
 BIN = Path(sys.executable).parent
-DAG_IDS = ("clm_ingest", "clm_features", "clm_train", "clm_score")
 ADMIN = "admin"
 
 
