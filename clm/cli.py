@@ -4,18 +4,17 @@ from __future__ import annotations
 
 import json
 import logging
-import sys
 import time
 from datetime import date, timedelta
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
-from rich.logging import RichHandler
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
+from rich.text import Text
 
+from clm.console import InertRichHandler, console, styled
 from clm.settings import Settings, get_settings, parse_ds
 
 app = typer.Typer(
@@ -25,6 +24,8 @@ app = typer.Typer(
     add_completion=False,
     # Plain one-line usage errors (Rich's boxed panel wraps long values mid-phrase).
     rich_markup_mode=None,
+    # A crash report never prints local variables (settings hold credentials).
+    pretty_exceptions_show_locals=False,
 )
 models_app = typer.Typer(
     help="Champions, promotion history and rollback.", invoke_without_command=True
@@ -36,8 +37,6 @@ import_app = typer.Typer(
     no_args_is_help=True,
 )
 app.add_typer(import_app, name="import")
-# Off a terminal (a pipe, a log, a test) nothing is hard-wrapped, so messages stay greppable.
-console = Console(soft_wrap=not sys.stdout.isatty())
 log = logging.getLogger("clm")
 
 DEMO_DIRTY_RATE = 0.002  # the simulator's default: planted rows for the gate to catch
@@ -60,7 +59,7 @@ def _setup(verbose: bool = False) -> Settings:
     logging.basicConfig(
         level=logging.INFO if verbose else logging.WARNING,
         format="%(message)s",
-        handlers=[RichHandler(console=console, show_path=False, rich_tracebacks=True)],
+        handlers=[InertRichHandler(console=console, show_path=False, rich_tracebacks=True)],
         force=True,
     )
     logging.getLogger("clm").setLevel(logging.INFO)
@@ -99,9 +98,18 @@ def simulate(
         settings, customers, first, days, settings.seed if seed is None else seed, dirty_rate
     )
     console.print(
-        f"[green]Simulated[/] {result.customers:,} customers, {result.orders:,} orders, "
-        f"{result.events:,} events over {days} days ({first}..{first + timedelta(days=days - 1)}) "
-        f"in {time.perf_counter() - started:.1f}s -> {settings.landing_dir}"
+        styled(
+            "[green]Simulated[/] {} customers, {} orders, {} events over {} days ({}..{}) "
+            "in {}s -> {}",
+            f"{result.customers:,}",
+            f"{result.orders:,}",
+            f"{result.events:,}",
+            days,
+            first,
+            first + timedelta(days=days - 1),
+            f"{time.perf_counter() - started:.1f}",
+            settings.landing_dir,
+        )
     )
 
 
@@ -127,7 +135,7 @@ def _simulate(
 
 def _progress() -> Progress:
     return Progress(
-        TextColumn("{task.description}"),
+        TextColumn("{task.description}", markup=False),
         BarColumn(),
         MofNCompleteColumn(),
         TimeElapsedColumn(),
@@ -191,7 +199,7 @@ def run(
             settings, _date(start, "--start"), _date(end, "--end"), verbose, train=train
         )
     except (DagRunFailed, HomeLocked, ValueError) as exc:
-        console.print(f"[red]error:[/] {exc}")
+        console.print(styled("[red]error:[/] {}", exc))
         raise typer.Exit(1) from exc
 
 
@@ -224,7 +232,7 @@ def score(
             run_backwards=run_backwards,
         )
     except (DagRunFailed, HomeLocked, ValueError) as exc:
-        console.print(f"[red]error:[/] {exc}")
+        console.print(styled("[red]error:[/] {}", exc))
         raise typer.Exit(1) from exc
 
 
@@ -247,11 +255,12 @@ def demo(
     first = _date(start, "--start")
     last = first + timedelta(days=days - 1)
     run_from = last - timedelta(days=run_days - 1)
-    console.rule("[bold]clm demo")
+    console.rule(Text("clm demo", style="bold"))
     console.print(f"CLM_HOME = {settings.home}")
     if settings.landing_dir.exists() and any(settings.landing_dir.iterdir()):
         console.print(
-            "[yellow]landing/ already holds data; reusing it (delete CLM_HOME to start over)[/]"
+            "landing/ already holds data; reusing it (delete CLM_HOME to start over)",
+            style="yellow",
         )
     else:
         result = _simulate(settings, customers, first, days, settings.seed, DEMO_DIRTY_RATE)
@@ -263,7 +272,7 @@ def demo(
     try:
         records: list[RunRecord] = _run_with_progress(settings, run_from, last, verbose)
     except (DagRunFailed, HomeLocked, ValueError) as exc:
-        console.print(f"[red]error:[/] {exc}")
+        console.print(styled("[red]error:[/] {}", exc))
         raise typer.Exit(1) from exc
     _summary(settings, records, last, time.perf_counter() - began)
 
@@ -271,7 +280,7 @@ def demo(
 def _summary(settings: Settings, records: list[Any], last: date, seconds: float) -> None:
     from clm import warehouse
 
-    console.rule("[bold]Summary")
+    console.rule(Text("Summary", style="bold"))
     landed: dict[str, int] = {}
     valid: dict[str, int] = {}
     quarantined: dict[str, int] = {}
@@ -319,8 +328,13 @@ def _summary(settings: Settings, records: list[Any], last: date, seconds: float)
             decision = result["decisions"][task]
             console.print(mt)
             console.print(
-                f"  -> {decision['family']} registered as v{decision['version']}: "
-                f"[bold]{decision['decision']}[/] ({'; '.join(decision['reasons'])})"
+                styled(
+                    "  -> {} registered as v{}: [bold]{}[/] ({})",
+                    decision["family"],
+                    decision["version"],
+                    decision["decision"],
+                    "; ".join(decision["reasons"]),
+                )
             )
     champions = warehouse.query(
         settings.warehouse,
@@ -340,12 +354,16 @@ def _summary(settings: Settings, records: list[Any], last: date, seconds: float)
     console.print(f"\nDemo finished in {seconds:.0f}s.")
     console.print(f"Report with charts for {last}: {report.resolve().as_uri()}")
     console.print(
-        "Open the UIs:\n"
-        "  [bold]make airflow[/]  Airflow on http://localhost:8080 (`clm ui airflow --port N "
-        "--unpause` for another port);\n"
-        "                sign in as admin, password: `clm ui password`. The Customer segments\n"
-        "                page is in its left navigation. Trigger clm_ingest with a landed `ds`.\n"
-        f"  [bold]make mlflow[/]   MLflow on {settings.mlflow_ui} (experiments clm-churn, clm-clv)"
+        styled(
+            "Open the UIs:\n"
+            "  [bold]make airflow[/]  Airflow on http://localhost:8080 (`clm ui airflow --port N "
+            "--unpause` for another port);\n"
+            "                sign in as admin, password: `clm ui password`. The Customer "
+            "segments\n"
+            "                page is in its left navigation. Trigger clm_ingest with a landed "
+            "`ds`.\n  [bold]make mlflow[/]   MLflow on {} (experiments clm-churn, clm-clv)",
+            settings.mlflow_ui,
+        )
     )
 
 
@@ -355,7 +373,7 @@ def _latest_ds(settings: Settings, table: str, what: str) -> date:
 
     latest = warehouse.query(settings.warehouse, f"SELECT MAX(ds) AS ds FROM {table}")
     if latest.empty or latest.ds.isna().all():
-        console.print(f"[yellow]no {what} yet: run `clm run` or `clm demo` first[/]")
+        console.print(f"no {what} yet: run `clm run` or `clm demo` first", style="yellow")
         raise typer.Exit(1)
     day: date = latest.ds.iloc[0].date()
     return day
@@ -370,7 +388,7 @@ def _print_segments(settings: Settings, ds: date | None) -> None:
         settings.warehouse, "SELECT * FROM segment_summary WHERE ds = ? ORDER BY segment", [ds]
     )
     if summary.empty:
-        console.print(f"[yellow]no segments for ds={ds}[/]")
+        console.print(f"no segments for ds={ds}", style="yellow")
         raise typer.Exit(1)
     table = Table(title=f"Segments on {ds}")
     for col in ("segment", "customers", "mean churn p", "total expected spend"):
@@ -382,7 +400,9 @@ def _print_segments(settings: Settings, ds: date | None) -> None:
             f"{row.mean_churn_probability:.3f}",
             f"{row.total_expected_spend:,.0f}",
         )
-    table.add_row("[bold]all", f"[bold]{summary.customers.sum():,}", "", "")
+    table.add_row(
+        Text("all", style="bold"), Text(f"{summary.customers.sum():,}", style="bold"), "", ""
+    )
     console.print(table)
     stages = warehouse.query(
         settings.warehouse,
@@ -421,14 +441,20 @@ def _print_import(report: Any, seconds: float) -> None:
         table.add_row(label, f"{value:,}")
     console.print(table)
     for note in report.notes:
-        console.print(f"[yellow]note:[/] {note}")
+        console.print(styled("[yellow]note:[/] {}", note))
     if report.rejected_path:
         console.print(f"Rejected lines: {report.rejected_path}")
     if report.first_day:
         console.print(
-            f"[green]Landed[/] {report.first_day}..{report.last_day} in {seconds:.1f}s. Next: "
-            f"[bold]clm run --start {report.first_day} --end {report.last_day}[/] "
-            "(or trigger clm_ingest in the Airflow UI)"
+            styled(
+                "[green]Landed[/] {}..{} in {}s. Next: [bold]clm run --start {} --end {}[/] "
+                "(or trigger clm_ingest in the Airflow UI)",
+                report.first_day,
+                report.last_day,
+                f"{seconds:.1f}",
+                report.first_day,
+                report.last_day,
+            )
         )
 
 
@@ -440,7 +466,7 @@ def _import(call: Any) -> None:
         with console.status("importing") as status:
             report = call(status.update)
     except ImportInputError as exc:
-        console.print(f"[red]cannot import:[/] {exc}")
+        console.print(styled("[red]cannot import:[/] {}", exc))
         raise typer.Exit(2) from exc
     _print_import(report, time.perf_counter() - started)
 
@@ -543,7 +569,7 @@ def validations(
         colour = {"passed": "green", "quarantined": "yellow"}.get(row.status, "red")
         table.add_row(
             row.table_name,
-            f"[{colour}]{row.status}[/]",
+            Text(row.status, style=colour),
             f"{row.landed:,}",
             f"{row.validated:,}",
             f"{row.quarantined:,}",
@@ -552,7 +578,7 @@ def validations(
         )
     console.print(table)
     for _, row in runs[runs.status == "failed"].iterrows():
-        console.print(f"[red]{row.table_name}:[/] {row.error}")
+        console.print(styled("[red]{}:[/] {}", row.table_name, row.error))
     console.print(f"Data docs: {docs_index(settings.gx_dir)}")
 
 
@@ -580,7 +606,7 @@ def report(
         with console.status("rendering the report ..."):
             path = write_report(settings, _date(ds, "--ds") if ds else None, out)
     except LookupError as exc:
-        console.print(f"[red]error:[/] {exc}")
+        console.print(styled("[red]error:[/] {}", exc))
         raise typer.Exit(1) from exc
     console.print(f"Report written: {path}")
     console.print(f"Open it: {path.resolve().as_uri()}")
@@ -607,13 +633,30 @@ def customer(
     store = feature_store.get_store(settings)
     opened_ms = (time.perf_counter() - started) * 1000
     started = time.perf_counter()
-    features = feature_store.online_features(settings, customer_id, "churn_v1", store=store)
+    from feast.errors import FeastObjectNotFoundException
+
+    try:
+        features = feature_store.online_features(settings, customer_id, "churn_v1", store=store)
+    except FeastObjectNotFoundException as exc:
+        console.print(
+            "no features registered yet: run `clm run` or `clm demo` first", style="yellow"
+        )
+        raise typer.Exit(1) from exc
     latency_ms = (time.perf_counter() - started) * 1000
     values = {k: v for k, v in features.items() if k != "customer_id"}
-    if all(v is None for v in values.values()):
+    row = warehouse.query(
+        settings.warehouse,
+        "SELECT * FROM customer_segments WHERE customer_id = ? ORDER BY ds DESC LIMIT 1",
+        [customer_id],
+    )
+    if row.empty and all(v is None for v in values.values()):
         console.print(
-            f"[yellow]{customer_id}: no online features (unknown, or not yet materialized)[/]"
+            f"unknown customer {customer_id!r}: no online features and no segment row",
+            style="yellow",
         )
+        raise typer.Exit(1)
+    if all(v is None for v in values.values()):
+        console.print(f"{customer_id}: no online features (not yet materialized)", style="yellow")
     table = Table(
         title=f"Online features of {customer_id}",
         caption=f"Feast online lookup {latency_ms:.1f} ms (store opened in {opened_ms:.0f} ms)",
@@ -623,15 +666,10 @@ def customer(
     for key in sorted(values):
         table.add_row(key, "" if values[key] is None else f"{values[key]:.4g}")
     console.print(table)
-    row = warehouse.query(
-        settings.warehouse,
-        "SELECT * FROM customer_segments WHERE customer_id = ? ORDER BY ds DESC LIMIT 1",
-        [customer_id],
-    )
     if row.empty:
-        console.print(f"[yellow]{customer_id}: no segment row yet[/]")
+        console.print(f"{customer_id}: no segment row yet", style="yellow")
         raise typer.Exit(1)
-    console.print_json(json.dumps(row.iloc[0].to_dict(), default=str))
+    console.print_json(json.dumps(row.iloc[0].to_dict(), default=str), ensure_ascii=True)
 
 
 @models_app.callback()
@@ -646,7 +684,7 @@ def models(ctx: typer.Context) -> None:
         settings.warehouse, "SELECT * FROM model_promotions ORDER BY ds, model_name"
     )
     if history.empty:
-        console.print("[yellow]no training runs yet[/]")
+        console.print("no training runs yet", style="yellow")
         return
     table = Table(title="Promotion history")
     for col in (
@@ -706,7 +744,7 @@ def rollback(
     try:
         do_rollback(model, to)
     except Exception as exc:
-        console.print(f"[red]error:[/] cannot roll {model} back to v{to}: {exc}")
+        console.print(styled("[red]error:[/] cannot roll {} back to v{}: {}", model, to, exc))
         raise typer.Exit(1) from exc
     console.print(f"{model}@champion -> v{to}")
 
@@ -797,7 +835,7 @@ def evaluate(
         try:
             report = run_evaluate(spec, settings, say)
         except (ValueError, FileNotFoundError) as exc:
-            console.print(f"[red]error:[/] {exc}")
+            console.print(styled("[red]error:[/] {}", exc))
             raise typer.Exit(1) from exc
     _print_evaluation(report)
     if json_path is not None:
@@ -812,11 +850,12 @@ def _print_evaluation(report: dict[str, Any]) -> None:
 
     rows = report["rows"]
     console.print(
-        f"[bold]{report['dataset']}[/]: {report['split']} split, cutoffs "
+        styled("[bold]{}[/]: ", report["dataset"]),
+        f"{report['split']} split, cutoffs "
         f"{', '.join(report['cutoffs'])} (test {report['test_cutoff']}), "
         f"H={report['horizon_days']} days; rows train {rows.get('train', 0):,}, "
         f"val {rows.get('val', 0):,}, "
-        f"test {rows.get('test', 0):,}; test churn rate {report['churn_rate_test']:.1%}"
+        f"test {rows.get('test', 0):,}; test churn rate {report['churn_rate_test']:.1%}",
     )
     for task, body in report["tasks"].items():
         entries = body["candidates"]
@@ -836,10 +875,13 @@ def _print_evaluation(report: dict[str, Any]) -> None:
             cells = []
             for m in metrics:
                 v = e["metrics"][m]
-                text = f"{v['value']:.3f} [{v['low']:.3f}, {v['high']:.3f}]"
-                if e["kind"] != "ceiling" and v["value"] == best[m]:
-                    text = f"[bold green]{text}[/]"
-                cells.append(text)
+                winner = e["kind"] != "ceiling" and v["value"] == best[m]
+                cells.append(
+                    Text(
+                        f"{v['value']:.3f} [{v['low']:.3f}, {v['high']:.3f}]",
+                        style="bold green" if winner else "",
+                    )
+                )
             style = "dim" if e["kind"] == "ceiling" else None
             table.add_row(e["name"], e["kind"], *cells, style=style)
         # Intervals need room: never squeeze the table below 160 columns.
@@ -849,8 +891,11 @@ def _print_evaluation(report: dict[str, Any]) -> None:
                 console.print(f"  {name} beats every baseline on every metric")
             else:
                 console.print(
-                    f"  [yellow]{name} does not beat every baseline:[/] "
-                    + "; ".join(verdict["not_beaten"])
+                    styled(
+                        "  [yellow]{} does not beat every baseline:[/] {}",
+                        name,
+                        "; ".join(verdict["not_beaten"]),
+                    )
                 )
         if "targets" in body:
             t = Table(title=f"{task}: DESIGN section 10 targets", title_justify="left")
@@ -868,8 +913,10 @@ def _print_evaluation(report: dict[str, Any]) -> None:
                 for name in models:
                     ok = row[name]["met"]
                     cells.append(
-                        f"[{'green' if ok else 'red'}]{row[name]['value']:.3f} "
-                        f"{'met' if ok else 'NOT met'}[/]"
+                        Text(
+                            f"{row[name]['value']:.3f} {'met' if ok else 'NOT met'}",
+                            style="green" if ok else "red",
+                        )
                     )
                 sign = "<" if row["lower_is_better"] else ">"
                 t.add_row(metric, f"{sign} {row['target']}", *cells)
@@ -904,21 +951,27 @@ def ui(
     if which == "airflow":
         port = port or 8080
         console.print(
-            f"Airflow UI on [bold]http://localhost:{port}[/] (ready in about 30 s).\n"
-            f"Sign in as [bold]{services.ADMIN}[/]; the password is in "
-            f"{services.passwords_file(settings)} (`clm ui password` prints it).\n"
-            "Trigger clm_ingest with the `ds` param of a landed day; the scheduler runs "
-            "the rest of the chain."
+            styled(
+                "Airflow UI on [bold]http://localhost:{}[/] (ready in about 30 s).\n"
+                "Sign in as [bold]{}[/]; the password is in {} (`clm ui password` prints it).\n"
+                "Trigger clm_ingest with the `ds` param of a landed day; the scheduler runs "
+                "the rest of the chain.",
+                port,
+                services.ADMIN,
+                services.passwords_file(settings),
+            )
         )
         services.exec_airflow(settings, port, unpause)
     elif which == "mlflow":
         port = port or 5000
         console.print(
-            f"MLflow UI on [bold]http://localhost:{port}[/] (experiments clm-churn, clm-clv)"
+            styled(
+                "MLflow UI on [bold]http://localhost:{}[/] (experiments clm-churn, clm-clv)", port
+            )
         )
         services.exec_mlflow(settings, port)
     elif which == "password":
-        console.print(services.admin_password(settings), highlight=False)
+        console.print(services.admin_password(settings))
     else:
         raise typer.BadParameter("expected airflow, mlflow or password", param_hint="WHICH")
 

@@ -21,12 +21,17 @@ columns* before GX runs (each suite's ``notes`` lists them):
   the row's ds.
 
 Each GX run is a Checkpoint in a file data context under ``CLM_HOME/gx``: the
-validation result is stored and the HTML data docs are updated.
+validation result is stored and the HTML data docs are updated. GX's renderers
+put values into the docs' HTML as they are, so the stored copy has every
+landed value escaped (:func:`inert_result`): a ``<script>`` in a status column
+shows as text, never runs.
 """
 
 from __future__ import annotations
 
+import copy
 import difflib
+import html
 import json
 import logging
 from collections import Counter
@@ -298,7 +303,35 @@ def run_suite(
         run_id=RunIdentifier(run_name=run_name, run_time=datetime.now(UTC)),
     )
     identifier, result = next(iter(outcome.run_results.items()))
+    # The store feeds the data docs: keep only the inert copy there.
+    _context(str(gx_dir)).validation_results_store.set(identifier, inert_result(result))
     return SuiteRun(result=result, identifier=identifier)
+
+
+def _escape_strings(value: Any) -> Any:
+    if isinstance(value, str):
+        return html.escape(value)
+    if isinstance(value, dict):
+        return {_escape_strings(k): _escape_strings(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return type(value)(_escape_strings(v) for v in value)
+    return value
+
+
+def inert_result(result: Any) -> Any:
+    """A copy of a suite result with every value that came from the data HTML-escaped.
+
+    The observed values (unexpected lists and counts, observed values, details)
+    and exception messages come from landed rows; the expectation
+    configurations come from the suite, which the data team owns.
+    """
+    safe = copy.deepcopy(result)
+    for item in safe.results:
+        if item.result:
+            item.result = _escape_strings(dict(item.result))
+        if item.exception_info:
+            item.exception_info = _escape_strings(dict(item.exception_info))
+    return safe
 
 
 def publish_docs(gx_dir: Path, identifiers: list[Any]) -> dict[Any, str]:

@@ -43,6 +43,17 @@ th.to{white-space:normal;max-width:5.5rem;font-weight:600;text-align:center}
 """
 
 
+# Defence in depth for pages built from landed data, on the Airflow origin: no
+# script runs and nothing loads from elsewhere, whatever a value slips through.
+# The data docs are also sandboxed (a unique origin: no Airflow cookies or API).
+_PAGE_POLICY = (
+    "default-src 'none'; style-src 'unsafe-inline'; img-src data:; "
+    "frame-ancestors 'self'; base-uri 'none'; form-action 'none'"
+)
+_DOCS_POLICY = "sandbox allow-popups allow-popups-to-escape-sandbox; " + _PAGE_POLICY
+_HEADERS = {"X-Content-Type-Options": "nosniff", "Referrer-Policy": "no-referrer"}
+
+
 def _settings() -> Any:
     from clm.settings import get_settings
 
@@ -184,7 +195,9 @@ def render_page() -> str:
 def segments_page() -> HTMLResponse:
     """The Customer segments page."""
     try:
-        return HTMLResponse(render_page())
+        return HTMLResponse(
+            render_page(), headers={**_HEADERS, "Content-Security-Policy": _PAGE_POLICY}
+        )
     except Exception as exc:
         # DuckDB lets one process write at a time: while clm_score writes, ask for a reload.
         if "lock" not in str(exc).lower():
@@ -203,7 +216,7 @@ def data_docs(path: str) -> FileResponse:
     target = (root / path).resolve()
     if not target.is_relative_to(root) or not target.is_file():
         raise HTTPException(status_code=404, detail="not found")
-    return FileResponse(target)
+    return FileResponse(target, headers={**_HEADERS, "Content-Security-Policy": _DOCS_POLICY})
 
 
 class ClmSegmentsPlugin(AirflowPlugin):

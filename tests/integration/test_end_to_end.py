@@ -217,3 +217,19 @@ def test_a_refused_batch_fails_the_airflow_task_with_the_rule(pipeline) -> None:
         settings.warehouse, "SELECT status, error FROM validation_runs WHERE ds = ?", [day]
     )
     assert list(failed.status) == ["failed"] and "nothing written" in failed.error.iloc[0]
+
+
+def test_clm_customer_shows_a_customer_and_says_when_one_is_unknown(pipeline) -> None:
+    env, settings = pipeline
+    known = warehouse.query(
+        settings.warehouse, "SELECT customer_id FROM customer_segments LIMIT 1"
+    ).customer_id.iloc[0]
+    shown = _clm(env, "customer", known).stdout
+    assert f"Online features of {known}" in shown and '"segment"' in shown
+    for hostile in ("[bold]C0000001", "[/]", "x\x1b[2Jy"):
+        result = subprocess.run(
+            [CLM, "customer", hostile], env=env, capture_output=True, text=True, check=False
+        )
+        assert result.returncode == 1, result.stderr[-2000:]
+        assert "unknown customer" in result.stdout and "Traceback" not in result.stderr
+        assert "\x1b" not in result.stdout
