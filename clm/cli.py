@@ -729,10 +729,20 @@ def models(ctx: typer.Context) -> None:
 def rollback(
     model: Annotated[str, typer.Option(help="clm-churn or clm-clv.")],
     to: Annotated[str, typer.Option("--to", help="Version to make champion.")],
+    override_reason: Annotated[
+        str,
+        typer.Option(
+            help="Why a version that was never promoted becomes champion (recorded on it).",
+        ),
+    ] = "",
 ) -> None:
-    """Move the champion alias back to an earlier version."""
+    """Move the champion alias to another version, if its features match the feature service.
+
+    A version that was kept out, retired or never decided needs --override-reason.
+    """
     settings = _setup()
-    from training.promotion import REGISTERED
+    from clm import feature_store
+    from training.promotion import REGISTERED, SERVICES
     from training.promotion import rollback as do_rollback
     from training.train import setup_mlflow
 
@@ -740,9 +750,11 @@ def rollback(
         raise typer.BadParameter(
             f"expected one of {sorted(REGISTERED.values())}", param_hint="--model"
         )
+    task = next(t for t, name in REGISTERED.items() if name == model)
     setup_mlflow(settings)
     try:
-        do_rollback(model, to)
+        expected = feature_store.feature_names(settings, SERVICES[task])
+        do_rollback(model, to, expected, override_reason)
     except Exception as exc:
         console.print(styled("[red]error:[/] cannot roll {} back to v{}: {}", model, to, exc))
         raise typer.Exit(1) from exc

@@ -46,6 +46,10 @@ class ScoreReport:
     seconds: dict[str, float] = field(default_factory=dict)
 
 
+class ChampionSchemaError(ValueError):
+    """The champion's inputs differ from the feature service: scoring with it is refused."""
+
+
 @dataclass
 class Champion:
     """The model version behind ``@champion``, loaded."""
@@ -106,7 +110,15 @@ def load_champions(settings: Settings) -> dict[str, Champion]:
     """
     from mlflow import MlflowClient
 
-    from training.promotion import ALIAS, REGISTERED, load_version, model_features
+    from clm import feature_store
+    from training.promotion import (
+        ALIAS,
+        REGISTERED,
+        SERVICES,
+        load_version,
+        model_features,
+        schema_problem,
+    )
     from training.train import setup_mlflow
 
     setup_mlflow(settings)
@@ -120,7 +132,14 @@ def load_champions(settings: Settings) -> dict[str, Champion]:
                 f"no models:/{name}@{ALIAS}: train a model first (trigger clm_train or `clm run`)"
             ) from exc
         uri = f"models:/{name}/{version}"
-        out[task] = Champion(task, name, version, load_version(uri), model_features(uri))
+        features = model_features(uri)
+        problem = schema_problem(features, feature_store.feature_names(settings, SERVICES[task]))
+        if problem:
+            raise ChampionSchemaError(
+                f"{name}@{ALIAS} (v{version}): {problem}; nothing scored. Roll the alias to a "
+                "version trained on this feature service (`clm models rollback`) or retrain"
+            )
+        out[task] = Champion(task, name, version, load_version(uri), features)
     return out
 
 

@@ -21,16 +21,17 @@ from training.compare import PRIMARY, Candidate, TaskData, best_model, run_candi
 from training.metrics import score
 from training.promotion import (
     REGISTERED,
+    SERVICES,
     current_champion,
     decide,
     load_version,
     model_features,
     promote,
+    retire_unfinished,
 )
 from training.tracking import log_candidates
 
 log = logging.getLogger(__name__)
-SERVICES = {"churn": "churn_v1", "clv": "clv_v1"}
 
 
 @dataclass
@@ -315,6 +316,7 @@ def _decide_and_promote(
 
     task = data.task
     metric = PRIMARY[task]
+    retire_unfinished(client, REGISTERED[task], by=f"the training run of {ds}")
     champion = current_champion(client, REGISTERED[task])
     champion_score = None
     champion_version = None

@@ -222,6 +222,44 @@ def test_the_report_has_every_chart(scored_shop: ScoredShop, tmp_path: Path) -> 
     assert "no scored rows for ds=2020-01-01" in missing
 
 
+def test_a_champion_with_another_schema_is_refused(
+    scored_shop: ScoredShop, day_by_day, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An alias moved by hand (MLflow UI) onto a model with other inputs scores nothing."""
+    import mlflow
+    import numpy as np
+    import xgboost
+
+    from clm.scoring import ChampionSchemaError, score_day
+    from training.promotion import current_champion
+    from training.train import setup_mlflow
+
+    settings = _settings(scored_shop)
+    monkeypatch.setenv("CLM_HOME", str(scored_shop.home))
+    setup_mlflow(settings)
+    client = mlflow.MlflowClient()
+    champion = str(current_champion(client, "clm-churn").version)
+    x = pd.DataFrame({"recency_days": np.arange(50.0), "shoe_size": np.arange(50.0) % 7})
+    model = xgboost.XGBClassifier(n_estimators=5).fit(x, (x.recency_days > 25).astype(int))
+    mlflow.set_experiment("clm-churn")
+    with mlflow.start_run():
+        info = mlflow.xgboost.log_model(
+            model, name="model", signature=mlflow.models.infer_signature(x, model.predict(x))
+        )
+    stray = mlflow.register_model(info.model_uri, "clm-churn").version
+    refused = clm_fails(scored_shop.env, "models", "rollback", "--model", "clm-churn",
+                        "--to", str(stray), "--override-reason", "try it")  # fmt: skip
+    assert "features differ from the feature service" in refused and "shoe_size" in refused
+    assert str(current_champion(client, "clm-churn").version) == champion
+    client.set_registered_model_alias("clm-churn", "champion", stray)  # as the MLflow UI can
+    try:
+        with pytest.raises(ChampionSchemaError, match=r"v\d+\): its features differ"):
+            score_day(settings, LAST)
+    finally:
+        client.set_registered_model_alias("clm-churn", "champion", champion)
+    assert _checksums(settings.warehouse, scored_shop.days) == day_by_day
+
+
 def clm_fails(env: dict[str, str], *args: str) -> str:
     result = subprocess.run(
         [str(Path(sys.executable).parent / "clm"), *args],

@@ -89,6 +89,11 @@ def land(settings: Settings, table: str, day: date, frame: pd.DataFrame, name: s
 @pytest.fixture
 def shop(settings: Settings) -> Settings:
     """D0 landed and ingested cleanly; D1 landed cleanly (not yet ingested)."""
+    return land_two_days(settings)
+
+
+def land_two_days(settings: Settings) -> Settings:
+    """Land and ingest a clean D0, and land a clean D1."""
     land(settings, "customers", D0, _customers(), "part.parquet")
     land(settings, "orders", D0, _orders(D0, 0, N_ORDERS), "part.parquet")
     land(settings, "events", D0, _events(D0, 0, N_ORDERS), "part.parquet")

@@ -17,8 +17,13 @@ from clm.console import InertConsole, inert, styled
 from clm.ingest import ingest
 from clm.io import read_partition
 from clm.settings import PROJECT_ROOT, Settings
-from tests.unit.test_bad_inputs import D1, N_ORDERS, _orders, _set, land
-from tests.unit.test_bad_inputs import shop as shop  # noqa: F401  (fixture)
+from tests.unit.test_bad_inputs import D1, N_ORDERS, _orders, _set, land, land_two_days
+
+
+@pytest.fixture
+def shop(settings: Settings) -> Settings:
+    return land_two_days(settings)
+
 
 SCRIPT = "<script>alert('landed')</script>"
 IMAGE = "<img src=x onerror=alert(1)>"

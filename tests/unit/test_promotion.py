@@ -22,7 +22,7 @@ from clm.settings import Settings
 from training import models
 from training.compare import Candidate, task_data
 from training.metrics import score
-from training.promotion import REGISTERED, current_champion, rollback
+from training.promotion import REGISTERED, current_champion, decide, rollback
 from training.train import _decide_and_promote, setup_mlflow
 
 NAMES = ["f0", "f1", "f2"]
@@ -158,7 +158,9 @@ def test_a_schema_mismatch_is_refused_even_when_forced(settings: Settings) -> No
     assert _alias(settings) == "1"
 
 
-def test_rollback_moves_the_alias_back(settings: Settings) -> None:
+def test_rollback_moves_the_alias_back(settings: Settings, monkeypatch) -> None:
+    # The feature service's names (Feast's own path is covered in test_scoring).
+    monkeypatch.setattr("clm.feature_store.feature_names", lambda settings, service: NAMES)
     frame = _frame()
     _promote(settings, frame)
     _promote(settings, frame, ds=date(2024, 6, 8), force=True)
@@ -169,5 +171,64 @@ def test_rollback_moves_the_alias_back(settings: Settings) -> None:
     listing = CliRunner().invoke(app, ["models"])
     assert "clm-churn@champion = v1" in listing.output
     with pytest.raises(Exception, match="9"):
-        rollback("clm-churn", "9")
+        rollback("clm-churn", "9", NAMES)
     assert _alias(settings) == "1"
+
+
+def test_rollback_refuses_another_schema_even_with_a_reason(settings: Settings) -> None:
+    frame = _frame()
+    _promote(settings, frame)
+    other = frame.rename(columns={"f2": "other"})
+    _promote(settings, other, ds=date(2024, 6, 8), names=["f0", "f1", "other"], force=True)
+    assert _alias(settings) == "2"  # promoted: the task data said f0, f1, other
+    with pytest.raises(ValueError, match=r"missing \['f2'\], unknown \['other'\]"):
+        rollback("clm-churn", "2", NAMES, override_reason="I know what I am doing")
+    rollback("clm-churn", "1", NAMES)
+    assert _alias(settings) == "1"
+
+
+def test_a_version_that_lost_needs_a_recorded_override(settings: Settings) -> None:
+    frame = _frame()
+    _promote(settings, frame)
+    assert _promote(settings, frame, ds=date(2024, 6, 8), shuffle=True)["decision"] == "keep"
+    with pytest.raises(ValueError, match="never promoted .decision: keep.*--override-reason"):
+        rollback("clm-churn", "2", NAMES)
+    assert _alias(settings) == "1"
+    rollback("clm-churn", "2", NAMES, override_reason="incident 42: v1 mis-scores returns")
+    assert _alias(settings) == "2"
+    tags = mlflow.MlflowClient().get_model_version("clm-churn", "2").tags
+    assert tags["override_reason"] == "incident 42: v1 mis-scores returns"
+    assert tags["rolled_back_from"] == "1"
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf"), float("-inf")])
+def test_a_score_that_is_not_a_number_never_promotes(bad: float) -> None:
+    for champion in (None, 0.7):
+        for force in (False, True):
+            decision = decide(bad, champion, floor=0.5, margin=0.0, schema_ok=True, force=force)
+            assert not decision.promote
+            assert decision.reasons == [f"score {bad} is not a finite number"]
+    compared = decide(0.8, float("nan"), floor=0.5, margin=0.0, schema_ok=True)
+    assert compared.promote and "not comparable" in compared.reasons[0]
+    assert not any("beats" in r for r in compared.reasons)
+
+
+def test_a_version_left_undecided_by_a_crash_is_retired_next_time(settings: Settings) -> None:
+    frame = _frame()
+    _promote(settings, frame)
+    _, _, uri, _ = _candidate(settings, frame)
+    mlflow.register_model(uri, "clm-churn")  # the run died right after registering v2
+    _, _, uri, _ = _candidate(settings, frame)
+    mlflow.register_model(uri, "clm-churn", tags={"decision": "promote", "state": "pending"})
+    decided = _promote(settings, frame, ds=date(2024, 6, 8), shuffle=True)
+    client = mlflow.MlflowClient()
+    for version in ("2", "3"):
+        tags = client.get_model_version("clm-churn", version).tags
+        assert tags["decision"] == "retired" and tags["state"] == "done"
+        assert (
+            "stopped before deciding; retired by the training run of 2024-06-08" in tags["reasons"]
+        )
+    assert decided["version"] == "4" and _alias(settings) == "1"
+    assert client.get_model_version("clm-churn", "4").tags["state"] == "done"
+    with pytest.raises(ValueError, match="never promoted .decision: retired"):
+        rollback("clm-churn", "3", NAMES)
