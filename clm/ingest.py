@@ -32,6 +32,7 @@ from clm.io import (
     Landed,
     content_hash,
     fingerprint,
+    landed_files,
     list_partitions,
     newest_partition,
     partition_dir,
@@ -97,12 +98,11 @@ def _save_manifest(settings: Settings, manifest: dict[str, dict[str, Any]]) -> N
 
 
 def _landing_files(settings: Settings, ds: date) -> list[Path]:
-    files = []
-    for table in LANDING_TABLES:
-        folder = partition_dir(settings.landing_dir, table, ds)
-        if folder.exists():
-            files += [p for p in folder.iterdir() if p.is_file() and not p.name.startswith(".")]
-    return files
+    return [
+        p
+        for table in LANDING_TABLES
+        for p in landed_files(partition_dir(settings.landing_dir, table, ds))
+    ]
 
 
 def pending_days(settings: Settings, until: date) -> list[date]:

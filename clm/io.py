@@ -23,6 +23,8 @@ import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
 
 PARTITION_FILE = "part-0.parquet"
+# What a landing partition may hold; matched case-insensitively (ORDERS.CSV is a CSV).
+READABLE = (".parquet", ".csv", ".csv.gz")
 
 
 class BatchError(RuntimeError):
@@ -85,6 +87,22 @@ class Landed:
     files: list[Path]
 
 
+def landed_files(folder: Path) -> list[Path]:
+    """Every file of a partition folder, sorted: all are read, fingerprinted and hashed.
+
+    Only hidden files (a leading ``.``, as uploaders name a file still being
+    written) are left out.
+    """
+    if not folder.exists():
+        return []
+    return sorted(p for p in folder.iterdir() if p.is_file() and not p.name.startswith("."))
+
+
+def _format(path: Path) -> str | None:
+    name = path.name.lower()
+    return next((suffix for suffix in READABLE if name.endswith(suffix)), None)
+
+
 def sha256_file(path: Path) -> str:
     digest = hashlib.sha256()
     with open(path, "rb") as fh:
@@ -100,7 +118,7 @@ def content_hash(paths: Iterable[Path]) -> str:
 
 def _first_bad_utf8(path: Path) -> str:
     """Where a file stops being UTF-8: 'line N, byte 0xXX'."""
-    opener = gzip.open if path.name.endswith(".gz") else open
+    opener = gzip.open if path.name.lower().endswith(".gz") else open
     with opener(path, "rb") as fh:
         for number, line in enumerate(fh, start=1):
             try:
@@ -119,7 +137,7 @@ def read_csv_strings(path: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
     Raises:
         BatchError: the file is empty, has no header, or is not UTF-8.
     """
-    opener = gzip.open if path.name.endswith(".gz") else open
+    opener = gzip.open if path.name.lower().endswith(".gz") else open
     with opener(path, "rt", encoding="utf-8", errors="replace", newline="") as fh:
         header_line = fh.readline()
     if not header_line.strip():
@@ -172,13 +190,13 @@ def read_landed(root: Path, table: str, ds: date) -> Landed:
     folder = partition_dir(root, table, ds)
     if not folder.exists():
         raise BatchError(f"{table} ds={ds}: no partition at {folder}")
-    files = sorted(
-        p
-        for p in folder.iterdir()
-        if p.is_file()
-        and not p.name.startswith(".")
-        and (p.suffix == ".parquet" or p.name.endswith((".csv", ".csv.gz")))
-    )
+    files = landed_files(folder)
+    unknown = [p.name for p in files if _format(p) is None]
+    if unknown:
+        raise BatchError(
+            f"{table} ds={ds}: cannot read {', '.join(unknown)}: not a "
+            f"{', '.join(READABLE)} file; convert it or move it out of {folder}"
+        )
     if len(files) > 1:
         seen: dict[str, Path] = {}
         for path in files:
@@ -192,7 +210,7 @@ def read_landed(root: Path, table: str, ds: date) -> Landed:
     frames, malformed = [], []
     for path in files:
         try:
-            if path.suffix == ".parquet":
+            if _format(path) == ".parquet":
                 frames.append(pq.read_table(path).to_pandas())
             else:
                 frame, bad = read_csv_strings(path)
@@ -228,9 +246,17 @@ def partition_glob(root: Path, table: str) -> str:
 
 
 def fingerprint(paths: Iterable[Path]) -> str:
-    """Cheap content identity of files: names, sizes and modification times."""
+    """Cheap change detector of files: names, sizes, inodes, modification and change times.
+
+    Any write changes it, even one that keeps size and modification time (as
+    ``cp -p``, ``rsync -t`` or ``tar`` leave a file): the kernel sets the
+    change time (ctime) on every write and no tool can set it back. A changed
+    fingerprint only means "look": the content hash then decides.
+    """
     parts = []
     for path in sorted(paths):
         stat = path.stat()
-        parts.append(f"{path.name}:{stat.st_size}:{stat.st_mtime_ns}")
+        parts.append(
+            f"{path.name}:{stat.st_size}:{stat.st_ino}:{stat.st_mtime_ns}:{stat.st_ctime_ns}"
+        )
     return "|".join(parts)

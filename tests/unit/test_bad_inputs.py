@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import os
 import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -185,6 +186,11 @@ def _events_edit(edit: Callable[[pd.DataFrame], pd.DataFrame]) -> Callable[[Sett
     return apply
 
 
+def _unknown_file(settings: Settings) -> None:
+    folder = partition_dir(settings.landing_dir, "orders", D1)
+    (folder / "late-export.xlsx").write_bytes(b"PK\x03\x04 a spreadsheet")
+
+
 def _spike(settings: Settings) -> None:
     land(settings, "orders", D1, _orders(D1, 100, 12 * N_ORDERS), "part.parquet")
 
@@ -270,6 +276,9 @@ CATALOGUE = [
          quarantined=1, reason="rating is not in 1..5", table="events"),
     Case("event for an unknown customer", _events_edit(_set("customer_id", 2, "zz")),
          quarantined=1, reason="customer_id is not a known customer", table="events"),
+    Case("a file of a format the reader does not know", _unknown_file,
+         fails=r"orders ds=2024-03-02: cannot read late-export.xlsx: not a .parquet, .csv, "
+         r".csv.gz file"),
     Case("10x volume spike (flagged, not held back)", _spike, quarantined=0,
          warning="volume above 10x the trailing 7-day mean"),
 ]  # fmt: skip
@@ -391,3 +400,29 @@ def test_data_docs_are_built_and_linked(shop: Settings) -> None:
         page = Path(unquote(url.removeprefix("file://")))
         assert "Expectation Validation Result" in page.read_text()
     assert docs_index(shop.gx_dir).exists()
+
+
+def test_every_file_is_read_whatever_the_case_of_its_suffix(shop: Settings) -> None:
+    folder = partition_dir(shop.landing_dir, "orders", D1)
+    _orders(D1, 500, 3).to_csv(folder / "late-export.CSV", index=False)
+    report = ingest(shop, D1)
+    assert report.landed["orders"] == N_ORDERS + 3
+    assert _count(shop.validated_dir, "orders", D1) == N_ORDERS + 3
+
+
+def test_a_correction_with_the_same_size_and_time_is_picked_up(shop: Settings) -> None:
+    frame = _orders(D1, 100, N_ORDERS)
+    frame.loc[1, "amount"] = -5.0
+    path = land(shop, "orders", D1, frame, "orders.csv")
+    ingest(shop, D1)
+    assert _count(shop.quarantine_dir, "orders", D1) == 1
+    stat = path.stat()
+    corrected = path.read_text().replace(",-5.0,", ",15.0,")  # same length
+    assert len(corrected) == stat.st_size
+    path.write_text(corrected)
+    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns))  # as cp -p / rsync -t leave it
+    assert path.stat().st_size == stat.st_size and path.stat().st_mtime_ns == stat.st_mtime_ns
+    report = ingest(shop, D1)
+    assert report.days == [D1.isoformat()]
+    assert _count(shop.validated_dir, "orders", D1) == N_ORDERS
+    assert not partition_dir(shop.quarantine_dir, "orders", D1).exists()
