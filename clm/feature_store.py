@@ -65,10 +65,43 @@ def apply_repo(settings: Settings, force: bool = False) -> bool:
         if module_file and Path(module_file).resolve().parent == repo.resolve():
             del sys.modules[name]
     config = load_repo_config(repo, repo / settings.feast_yaml)
+    _forget_other_homes_infra(settings)
     apply_total(config, repo, skip_source_validation=False)
     stamp.write_text(digest)
     log.info("feast apply of %s done", repo)
     return True
+
+
+def _forget_other_homes_infra(settings: Settings) -> None:
+    """Drop infrastructure records that point outside this home before ``feast apply``.
+
+    Feast's registry records the online store tables it created, with their
+    file path. A copy of a home (a backup, a staging copy) carries the
+    original's records, and ``feast apply`` tears down what it no longer
+    declares: it would drop the original home's online tables. Forgetting
+    those records makes apply create this home's tables and touch no other.
+    """
+    from feast.infra.infra_object import Infra
+
+    store = get_store(settings)
+    try:
+        infra = store.registry.get_infra(store.project, allow_cache=False)
+    except Exception:  # no registry yet: nothing recorded
+        return
+    home = settings.home.resolve()
+    foreign = [
+        obj
+        for obj in infra.infra_objects
+        if getattr(obj, "path", None) and not Path(obj.path).resolve().is_relative_to(home)
+    ]
+    if foreign:
+        log.warning(
+            "the Feast registry records %d online table(s) of another home (%s); "
+            "forgetting them, not dropping them",
+            len(foreign),
+            foreign[0].path,
+        )
+        store.registry.update_infra(Infra(), store.project, commit=True)
 
 
 def materialize_range(settings: Settings, first: date, last: date) -> dict[str, int]:

@@ -73,8 +73,13 @@ class Settings(BaseSettings):
         "another task) before it fails and retries.",
     )
 
-    warehouse_url: str = Field(default="", description="duckdb:///path (default) or postgresql://")
-    mlflow_tracking_uri: str = Field(default="", description="Default: sqlite under home.")
+    # repr=False: these URLs may carry credentials; a printed Settings never shows them.
+    warehouse_url: str = Field(
+        default="", repr=False, description="duckdb:///path (default) or postgresql://"
+    )
+    mlflow_tracking_uri: str = Field(
+        default="", repr=False, description="Default: sqlite under home."
+    )
     mlflow_ui_url: str = Field(
         default="",
         description="Where users open the MLflow UI; the report and the Airflow page link "
@@ -157,12 +162,13 @@ class Settings(BaseSettings):
         """Export the environment that Feast's yaml and Airflow read.
 
         ``feature_store.yaml`` expands ``${CLM_FEAST_DIR}``; Airflow reads
-        ``AIRFLOW_HOME`` and friends. Existing values win, so production
-        overrides survive.
+        ``AIRFLOW_HOME`` and friends. The paths under the home always follow
+        this home (a value left by another home would make two homes share a
+        store); for Airflow, existing values win, so production overrides survive.
         """
         os.environ["CLM_HOME"] = str(self.home)
-        os.environ.setdefault("CLM_FEAST_DIR", str(self.feast_dir))
-        os.environ.setdefault("CLM_FEATURES_DIR", str(self.features_dir))
+        os.environ["CLM_FEAST_DIR"] = str(self.feast_dir)
+        os.environ["CLM_FEATURES_DIR"] = str(self.features_dir)
         airflow_env = {
             "AIRFLOW_HOME": str(self.airflow_home),
             "AIRFLOW__CORE__DAGS_FOLDER": str(PROJECT_ROOT / "dags"),

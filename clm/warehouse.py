@@ -3,7 +3,10 @@
 Two backends behind one set of functions, chosen by the URL:
 
 - ``duckdb:///path/clm.duckdb``, the embedded default;
-- ``postgresql://user:password@host:port/db``, production (psycopg 3, ``COPY``).
+- ``postgresql://user:password@host:port/db``, production (psycopg 3, ``COPY``);
+  ``postgres://`` and SQLAlchemy's ``postgresql+psycopg://`` mean the same.
+
+Messages name the URL without its credentials (:mod:`clm.redact`).
 
 A reader sees a day's old rows or its new rows, never a mix: the delete and
 the inserts of all the tables a run writes commit together or not at all, and
@@ -27,6 +30,8 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import pandas as pd
+
+from clm.redact import redact_url, scrub
 
 log = logging.getLogger(__name__)
 
@@ -194,14 +199,23 @@ class PostgresTransaction:
             copy.write(buffer.getvalue())
 
 
+def _libpq_url(url: str) -> str:
+    """The URL libpq understands: SQLAlchemy's driver suffix (``+psycopg``) dropped."""
+    scheme, rest = url.split("://", 1)
+    return f"postgresql://{rest}" if scheme.startswith("postgres") else url
+
+
 @contextmanager
 def _postgres(url: str) -> Iterator[Any]:
     import psycopg
 
     try:
-        con = psycopg.connect(url)
-    except psycopg.OperationalError as exc:
-        raise ConnectionError(f"cannot connect to the warehouse {_redact(url)}: {exc}") from exc
+        con = psycopg.connect(_libpq_url(url))
+    except psycopg.Error as exc:
+        # No chained cause: the driver's own message may quote the password.
+        raise ConnectionError(
+            f"cannot connect to the warehouse {redact_url(url)}: {scrub(str(exc), url)}"
+        ) from None
     try:
         with con.cursor() as cur:
             for table, ddl in _DDL.items():
@@ -210,15 +224,6 @@ def _postgres(url: str) -> Iterator[Any]:
         yield con
     finally:
         con.close()
-
-
-def _redact(url: str) -> str:
-    """The URL without its password, for messages and logs."""
-    if "@" not in url or "://" not in url:
-        return url
-    scheme, rest = url.split("://", 1)
-    creds, host = rest.rsplit("@", 1)
-    return f"{scheme}://{creds.split(':', 1)[0]}:***@{host}" if ":" in creds else url
 
 
 def backend(url: str) -> str:
@@ -232,7 +237,7 @@ def backend(url: str) -> str:
     if url.startswith(("postgresql://", "postgres://", "postgresql+psycopg://")):
         return "postgres"
     raise ValueError(
-        f"unsupported warehouse URL {_redact(url)!r}: expected duckdb:///<path> or "
+        f"unsupported warehouse URL {redact_url(url)!r}: expected duckdb:///<path> or "
         "postgresql://user:password@host:port/db"
     )
 
@@ -250,7 +255,7 @@ def transaction(url: str) -> Iterator[_Transaction]:
                 con.execute("ROLLBACK")
                 raise
     else:
-        with _postgres(url.replace("postgresql+psycopg://", "postgresql://")) as con:
+        with _postgres(url) as con:
             try:
                 with con.cursor() as cur:
                     yield PostgresTransaction(cur)

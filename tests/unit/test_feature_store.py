@@ -206,3 +206,18 @@ def test_feast_plan_accepts_the_repo_and_refuses_a_broken_definition(
     broken = _feast_plan(repo, settings)
     assert broken.returncode != 0
     assert "order_features" in broken.stdout + broken.stderr
+
+
+def test_a_copy_of_a_home_never_touches_the_original(store: Settings, tmp_path: Path) -> None:
+    from clm.settings import get_settings
+
+    materialize_day(store, DAYS[-1])
+    ids = _entities(store, DAYS[-1])["customer_id"].head(20).tolist()
+    before = _online(store, ids)
+    assert before.drop(columns="customer_id").notna().any().any()
+    backup = get_settings(home=tmp_path / "backup")
+    shutil.copytree(store.home, backup.home)  # a backup or staging copy of the home
+    assert apply_repo(backup, force=True)  # `feast apply` in the copy
+    materialize_day(backup, DAYS[-1])
+    pd.testing.assert_frame_equal(_online(store, ids), before)  # the original's store survives
+    pd.testing.assert_frame_equal(_online(backup, ids), before)  # the copy serves its own

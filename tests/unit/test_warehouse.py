@@ -164,3 +164,39 @@ def test_unsupported_urls_are_refused_without_leaking_the_password() -> None:
     with pytest.raises(ConnectionError) as conn_err:
         warehouse.query("postgresql://u:secret@127.0.0.1:1/db", "SELECT 1")
     assert "secret" not in str(conn_err.value)
+
+
+SECRET = "hunter2-s3cr@t"
+LEAKY_URLS = [
+    "postgresql://u:hunter2-s3cr%40t@127.0.0.1:1/db",
+    "postgresql://u@127.0.0.1:1/db?password=hunter2-s3cr%40t&sslmode=disable",
+    "postgresql+psycopg://u:hunter2-s3cr%40t@127.0.0.1:1/db",
+    "postgres://u@127.0.0.1:1/db?sslpassword=hunter2-s3cr%40t&password=hunter2-s3cr%40t",
+]
+
+
+@pytest.mark.parametrize("leaky", LEAKY_URLS)
+def test_no_form_of_url_leaks_its_password(leaky: str) -> None:
+    import traceback
+
+    from clm.redact import redact_url
+
+    assert "hunter2" not in redact_url(leaky)
+    with pytest.raises(ConnectionError) as err:
+        warehouse.query(leaky, "SELECT 1")
+    shown = "".join(traceback.format_exception(err.value))  # what a log or a crash prints
+    assert "hunter2" not in shown and "s3cr" not in shown, shown
+    assert "cannot connect to the warehouse" in shown
+
+
+def test_the_psycopg_driver_form_reads_and_writes(postgres_url: str) -> None:
+    driver_form = postgres_url.replace("postgresql://", "postgresql+psycopg://", 1)
+    warehouse.replace_partition(driver_form, "segment_summary", _summary(D1, 3), ds=D1)
+    assert len(warehouse.query(driver_form, "SELECT * FROM segment_summary")) == 3
+
+
+def test_settings_never_print_their_urls() -> None:
+    from clm.settings import get_settings
+
+    settings = get_settings(warehouse_url=LEAKY_URLS[0], mlflow_tracking_uri=LEAKY_URLS[1])
+    assert "hunter2" not in repr(settings) and "hunter2" not in str(settings)
