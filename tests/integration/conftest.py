@@ -14,7 +14,7 @@ import pytest
 CLM = str(Path(sys.executable).parent / "clm")
 START, DAYS = date(2024, 1, 1), 120
 FIRST = date(2024, 4, 10)
-LAST = FIRST + timedelta(days=13)  # 14 scored days
+LAST = FIRST + timedelta(days=7)  # 8 scored days
 
 
 def clm(env: dict[str, str], *args: str, timeout: int = 900) -> subprocess.CompletedProcess[str]:
@@ -30,7 +30,7 @@ def clm(env: dict[str, str], *args: str, timeout: int = 900) -> subprocess.Compl
 
 @dataclass
 class ScoredShop:
-    """A CLM home with a champion and 14 days scored one by one."""
+    """A CLM home with a champion and 8 days scored one by one."""
 
     home: Path
     env: dict[str, str]
@@ -42,7 +42,7 @@ class ScoredShop:
 
 @pytest.fixture(scope="session")
 def scored_shop(tmp_path_factory: pytest.TempPathFactory) -> ScoredShop:
-    """400 customers over 120 days; train on the first day, then score 14 days one by one."""
+    """400 customers over 120 days; train on the first day, then score 8 days one by one."""
     home = tmp_path_factory.mktemp("scored") / "clm"
     env = {k: v for k, v in os.environ.items() if not k.startswith(("CLM_", "AIRFLOW"))}
     env |= {

@@ -21,7 +21,7 @@ from clm.segments import STAGES, load_rules
 from clm.settings import get_settings
 from tests.integration.conftest import FIRST, LAST, ScoredShop, clm
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("scored_shop")]
 DAY_TABLES = (
     "customer_segments",
     "segment_summary",

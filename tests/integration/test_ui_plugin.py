@@ -17,7 +17,7 @@ from tests.browser import browser, chromium_path
 from tests.conftest import free_port, require_service
 from tests.integration.conftest import LAST, ScoredShop
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("scored_shop")]
 ROOT = Path(__file__).resolve().parents[2]
 SCREENSHOT = ROOT / "build" / "screenshots" / "customer_segments.png"
 IFRAME_TEXT = """(() => {
