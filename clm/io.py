@@ -116,6 +116,47 @@ def content_hash(paths: Iterable[Path]) -> str:
     return "|".join(f"{p.name}:{sha256_file(p)}" for p in sorted(paths))
 
 
+def printable(text: str, limit: int = 300) -> str:
+    """``text`` for a message: control characters escaped, cut to ``limit`` characters."""
+    shown = "".join(c if c.isprintable() or c == " " else repr(c)[1:-1] for c in text)
+    return shown if len(shown) <= limit else shown[:limit] + f"... ({len(shown):,} characters)"
+
+
+def _check_text(path: Path) -> None:
+    """Refuse a CSV that is not UTF-8 text before the parser meets it.
+
+    Raises:
+        BatchError: a NUL byte (binary content), invalid UTF-8, or a broken gzip stream.
+    """
+    import codecs
+
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    opener = gzip.open if path.name.lower().endswith(".gz") else open
+    offset = 0
+    try:
+        with opener(path, "rb") as fh:
+            for block in iter(lambda: fh.read(1 << 20), b""):
+                nul = block.find(b"\x00")
+                if nul >= 0:
+                    raise BatchError(
+                        f"cannot read {path}: binary content "
+                        f"(a NUL byte at byte {offset + nul:,}), not CSV text"
+                    )
+                try:
+                    decoder.decode(block)
+                except UnicodeDecodeError as exc:
+                    raise BatchError(
+                        f"cannot read {path}: not valid UTF-8 ({_first_bad_utf8(path)}); "
+                        "re-export the file as UTF-8"
+                    ) from exc
+                offset += len(block)
+            decoder.decode(b"", final=True)
+    except UnicodeDecodeError as exc:
+        raise BatchError(f"cannot read {path}: not valid UTF-8 (it ends mid-character)") from exc
+    except (OSError, EOFError) as exc:  # gzip.BadGzipFile is an OSError
+        raise BatchError(f"cannot read {path}: {printable(str(exc))}") from exc
+
+
 def _first_bad_utf8(path: Path) -> str:
     """Where a file stops being UTF-8: 'line N, byte 0xXX'."""
     opener = gzip.open if path.name.lower().endswith(".gz") else open
@@ -137,6 +178,7 @@ def read_csv_strings(path: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
     Raises:
         BatchError: the file is empty, has no header, or is not UTF-8.
     """
+    _check_text(path)
     opener = gzip.open if path.name.lower().endswith(".gz") else open
     with opener(path, "rt", encoding="utf-8", errors="replace", newline="") as fh:
         header_line = fh.readline()
@@ -219,7 +261,7 @@ def read_landed(root: Path, table: str, ds: date) -> Landed:
         except BatchError as exc:
             raise BatchError(f"{table} ds={ds}: {exc}") from exc
         except Exception as exc:  # the reader's own message names what broke
-            raise BatchError(f"{table} ds={ds}: cannot read {path}: {exc}") from exc
+            raise BatchError(f"{table} ds={ds}: cannot read {path}: {printable(str(exc))}") from exc
     frame = pd.DataFrame()
     if frames:
         frame = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]

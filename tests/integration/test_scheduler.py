@@ -19,6 +19,7 @@ import signal
 import subprocess
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -28,6 +29,7 @@ from typing import Any
 
 import pytest
 
+from clm.airflow_api import AirflowAPI, healthy, wait_for
 from tests.browser import browser, chromium_path
 from tests.conftest import free_port, require_service
 from tests.integration.conftest import CLM, clm
@@ -41,69 +43,11 @@ DAY = LAST - timedelta(days=4)  # a Friday: no training day, but there is no cha
 
 
 @dataclass
-class Airflow:
-    """A running ``clm ui airflow`` and a signed-in REST client."""
+class Airflow(AirflowAPI):
+    """A running ``clm ui airflow`` on a home, and a signed-in REST client of it."""
 
-    base: str
-    token: str
     home: Path
     env: dict[str, str]
-
-    def call(self, method: str, path: str, body: Any = None) -> Any:
-        request = urllib.request.Request(
-            f"{self.base}{path}",
-            method=method,
-            data=None if body is None else json.dumps(body).encode(),
-            headers={
-                "Authorization": f"Bearer {self.token}",
-                "Content-Type": "application/json",
-                "Accept": "application/json",
-            },
-        )
-        with urllib.request.urlopen(request, timeout=30) as response:
-            return json.load(response)
-
-    def runs(self, dag_id: str) -> list[dict[str, Any]]:
-        return list(
-            self.call("GET", f"/api/v2/dags/{dag_id}/dagRuns?order_by=run_after&limit=100")[
-                "dag_runs"
-            ]
-        )
-
-    def trigger(self, dag_id: str, conf: dict[str, Any]) -> str:
-        """What the UI's Trigger button sends: a manual run with the form's params as conf."""
-        run = self.call(
-            "POST", f"/api/v2/dags/{dag_id}/dagRuns", {"logical_date": None, "conf": conf}
-        )
-        return str(run["dag_run_id"])
-
-    def wait_run(self, dag_id: str, run_id: str, timeout: float = 600) -> str:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            state = self.call("GET", f"/api/v2/dags/{dag_id}/dagRuns/{_q(run_id)}")["state"]
-            if state in ("success", "failed"):
-                return str(state)
-            time.sleep(2)
-        raise TimeoutError(f"{dag_id} {run_id} did not finish")
-
-    def xcom(self, dag_id: str, run_id: str, task_id: str) -> Any:
-        try:
-            entry = self.call(
-                "GET",
-                f"/api/v2/dags/{dag_id}/dagRuns/{_q(run_id)}/taskInstances/{task_id}"
-                "/xcomEntries/return_value",
-            )
-        except urllib.error.HTTPError:
-            return None
-        value = entry["value"]
-        return json.loads(value) if isinstance(value, str) else value
-
-    def task_log(self, dag_id: str, run_id: str, task_id: str, attempt: int = 1) -> str:
-        body = self.call(
-            "GET",
-            f"/api/v2/dags/{dag_id}/dagRuns/{_q(run_id)}/taskInstances/{task_id}/logs/{attempt}",
-        )
-        return json.dumps(body["content"])
 
 
 def _q(run_id: str) -> str:
@@ -114,14 +58,7 @@ def _ledger(home: Path) -> dict[str, Any]:
     return dict(json.loads((home / "ledger.json").read_text()))
 
 
-def _wait(predicate: Any, what: str, timeout: float = 900) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(3)
-    raise TimeoutError(f"timed out waiting for {what}")
+_wait = wait_for
 
 
 def _stop(proc: subprocess.Popen[bytes]) -> None:
@@ -158,31 +95,17 @@ def airflow(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Airflow]:
     base = f"http://localhost:{port}"
     try:
 
-        def healthy() -> bool:
+        def up() -> bool:
             if proc.poll() is not None:
                 pytest.fail(f"clm ui airflow exited:\n{_tail(home)}")
-            try:
-                with urllib.request.urlopen(f"{base}/api/v2/monitor/health", timeout=5) as r:
-                    health = json.load(r)
-            except OSError:
-                return False
-            return all(
-                health.get(part, {}).get("status") == "healthy"
-                for part in ("metadatabase", "scheduler", "triggerer", "dag_processor")
-            )
+            return healthy(base)
 
-        _wait(healthy, "the four Airflow components", timeout=180)
+        _wait(up, "the four Airflow components", timeout=180)
         password = subprocess.run(
             [CLM, "ui", "password"], env=env, capture_output=True, text=True, check=True
         ).stdout.strip()
-        request = urllib.request.Request(
-            f"{base}/auth/token",
-            data=json.dumps({"username": "admin", "password": password}).encode(),
-            headers={"Content-Type": "application/json"},
-        )
-        with urllib.request.urlopen(request) as response:
-            token = json.load(response)["access_token"]
-        yield Airflow(base, token, home, env)
+        api = AirflowAPI.sign_in(base, "admin", password)
+        yield Airflow(base, api.token, home, env)
     finally:
         _stop(proc)
         log.close()
@@ -196,33 +119,15 @@ def _tail(home: Path) -> str:
 def chain(airflow: Airflow) -> dict[str, Any]:
     """Unpause as the UI's toggles do, trigger clm_ingest for DAY, wait until DAY is scored."""
     started = time.monotonic()
-    for dag_id in ("clm_ingest", "clm_features", "clm_train", "clm_score"):
-        _wait(lambda d=dag_id: _dag_exists(airflow, d), f"{dag_id} parsed", timeout=120)
-        airflow.call("PATCH", f"/api/v2/dags/{dag_id}", {"is_paused": False})
+    airflow.unpause()
     run_id = airflow.trigger("clm_ingest", {"ds": DAY.isoformat()})
     assert airflow.wait_run("clm_ingest", run_id) == "success", _tail(airflow.home)
     _wait(
         lambda: DAY.isoformat() in _ledger(airflow.home).get("scored", {}),
         f"ds={DAY} scored by the scheduler",
     )
-    _wait(lambda: _settled(airflow), "the chain to settle", timeout=300)
+    _wait(airflow.settled, "the chain to settle", timeout=300)
     return {"ingest_run": run_id, "seconds": time.monotonic() - started}
-
-
-def _dag_exists(airflow: Airflow, dag_id: str) -> bool:
-    try:
-        airflow.call("GET", f"/api/v2/dags/{dag_id}")
-    except urllib.error.HTTPError:
-        return False
-    return True
-
-
-def _settled(airflow: Airflow) -> bool:
-    """No run of the four DAGs queued or running (scheduled runs for today included)."""
-    for dag_id in ("clm_ingest", "clm_features", "clm_train", "clm_score"):
-        if any(r["state"] in ("queued", "running") for r in airflow.runs(dag_id)):
-            return False
-    return True
 
 
 def _scored_days(airflow: Airflow) -> list[str]:
@@ -285,7 +190,7 @@ def test_every_day_is_processed_exactly_once(airflow: Airflow, chain: dict[str, 
         assert airflow.wait_run("clm_ingest", run_id) == "success"
     wanted = {(DAY + timedelta(days=i)).isoformat() for i in (0, 1, 2)}
     _wait(lambda: wanted <= set(_ledger(airflow.home)["scored"]), "the later days scored")
-    _wait(lambda: _settled(airflow), "the chain to settle", timeout=300)
+    _wait(airflow.settled, "the chain to settle", timeout=300)
     scored = _scored_days(airflow)
     assert sorted(scored) == sorted(wanted), scored  # each day once, none twice
     assert scored == sorted(scored)  # in order

@@ -191,6 +191,17 @@ def _unknown_file(settings: Settings) -> None:
     (folder / "late-export.xlsx").write_bytes(b"PK\x03\x04 a spreadsheet")
 
 
+def _random_bytes(name: str) -> Callable[[Settings], None]:
+    def apply(settings: Settings) -> None:
+        folder = partition_dir(settings.landing_dir, "orders", D1)
+        shutil.rmtree(folder)
+        folder.mkdir(parents=True)
+        # Fixed bytes with a NUL early and invalid UTF-8 throughout.
+        (folder / name).write_bytes(bytes((i * 167 + 13) % 256 for i in range(5000)))
+
+    return apply
+
+
 def _spike(settings: Settings) -> None:
     land(settings, "orders", D1, _orders(D1, 100, 12 * N_ORDERS), "part.parquet")
 
@@ -279,6 +290,13 @@ CATALOGUE = [
     Case("a file of a format the reader does not know", _unknown_file,
          fails=r"orders ds=2024-03-02: cannot read late-export.xlsx: not a .parquet, .csv, "
          r".csv.gz file"),
+    Case("random bytes named .csv", _random_bytes("orders.csv"),
+         fails=r"cannot read .*orders.csv: binary content \(a NUL byte at byte [\d,]+\), "
+         r"not CSV text"),
+    Case("random bytes named .csv.gz", _random_bytes("orders.csv.gz"),
+         fails=r"cannot read .*orders.csv.gz: Not a gzipped file"),
+    Case("random bytes named .parquet", _random_bytes("orders.parquet"),
+         fails=r"cannot read .*orders.parquet: .*Parquet magic bytes not found"),
     Case("10x volume spike (flagged, not held back)", _spike, quarantined=0,
          warning="volume above 10x the trailing 7-day mean"),
 ]  # fmt: skip
@@ -426,3 +444,17 @@ def test_a_correction_with_the_same_size_and_time_is_picked_up(shop: Settings) -
     assert report.days == [D1.isoformat()]
     assert _count(shop.validated_dir, "orders", D1) == N_ORDERS
     assert not partition_dir(shop.quarantine_dir, "orders", D1).exists()
+
+
+def test_a_binary_file_gives_one_clean_line(shop: Settings, capfd: pytest.CaptureFixture) -> None:
+    folder = partition_dir(shop.landing_dir, "orders", D1)
+    (folder / "part.parquet").unlink()
+    # Invalid UTF-8 but no NUL: it reaches the CSV parser's own checks.
+    (folder / "orders.csv").write_bytes(b"order_id,customer_id\n" + bytes(range(128, 256)) * 40)
+    with pytest.raises(BatchValidationError) as err:
+        ingest(shop, D1)
+    message = str(err.value)
+    assert "not valid UTF-8 (line 2, byte 0x80" in message and "\n" not in message
+    assert all(c.isprintable() for c in message), message
+    captured = capfd.readouterr()
+    assert "Exception ignored" not in captured.err and "Traceback" not in captured.err
