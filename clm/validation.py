@@ -308,8 +308,13 @@ def run_suite(
     return SuiteRun(result=result, identifier=identifier)
 
 
+MAX_SHOWN_CHARS = 200  # a landed value longer than this is cut in the data docs
+
+
 def _escape_strings(value: Any) -> Any:
     if isinstance(value, str):
+        if len(value) > MAX_SHOWN_CHARS:
+            value = f"{value[:MAX_SHOWN_CHARS]}... ({len(value):,} characters)"
         return html.escape(value)
     if isinstance(value, dict):
         return {_escape_strings(k): _escape_strings(v) for k, v in value.items()}
@@ -322,7 +327,7 @@ def inert_result(result: Any) -> Any:
     """A copy of a suite result with every value that came from the data HTML-escaped.
 
     The observed values (unexpected lists and counts, observed values, details)
-    and exception messages come from landed rows; the expectation
+    and exception messages come from landed rows (long ones are cut); the expectation
     configurations come from the suite, which the data team owns.
     """
     safe = copy.deepcopy(result)

@@ -290,6 +290,10 @@ CATALOGUE = [
     Case("a file of a format the reader does not know", _unknown_file,
          fails=r"orders ds=2024-03-02: cannot read late-export.xlsx: not a .parquet, .csv, "
          r".csv.gz file"),
+    Case("a 10 MB field (CSV)", _orders_edit(_set("category", 3, "x" * 10_000_000), "o.csv"),
+         quarantined=1, reason="category is not 1 to 128 characters"),
+    Case("a 10 MB field (Parquet)", _orders_edit(_set("category", 3, "x" * 10_000_000)),
+         quarantined=1, reason="category is not 1 to 128 characters"),
     Case("random bytes named .csv", _random_bytes("orders.csv"),
          fails=r"cannot read .*orders.csv: binary content \(a NUL byte at byte [\d,]+\), "
          r"not CSV text"),
