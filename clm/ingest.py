@@ -450,7 +450,26 @@ def _check_volume(
     counts = pd.DataFrame(history + current, columns=["table", "ds", "rows"])
     volume = trailing_volume(counts)
     volume = volume[volume["ds"].isin(pending)].sort_values(["table", "ds"])
+    policy = settings.quiet_days
+    volume["must_have_rows"] = must_have_rows(volume, policy, settings.quiet_day_orders)
     return check_volume(volume, settings.expectations_dir / "volume.json", settings.gx_dir, days)
+
+
+def must_have_rows(volume: pd.DataFrame, policy: str, expected_orders: float) -> pd.Series:
+    """The quiet-day policy: which (table, ds) rows must have landed rows.
+
+    Only orders can be required: customers and events may be quiet on any day.
+    ``refuse``: every day must have orders; ``accept``: none must (an empty day
+    is flagged, not refused); ``auto``: days whose 7 days before averaged at
+    least ``expected_orders`` orders must.
+    """
+    orders = volume["table"] == "orders"
+    if policy == "refuse":
+        return orders
+    if policy == "accept":
+        return pd.Series(False, index=volume.index)
+    busy = pd.to_numeric(volume["trailing_mean_7d"], errors="coerce").fillna(0) >= expected_orders
+    return orders & busy
 
 
 def _validate_tables(

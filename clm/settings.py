@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 from datetime import date
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -65,6 +66,18 @@ class Settings(BaseSettings):
     )
     landing_timeout_minutes: float = Field(
         default=360, gt=0, description="How long a run waits for its day's data to land."
+    )
+    quiet_days: Literal["auto", "accept", "refuse"] = Field(
+        default="auto",
+        description="A day with no orders: 'refuse' it (a broken export), 'accept' it "
+        "(flagged as a quiet day), or 'auto': refuse it only when the 7 days before averaged "
+        "at least quiet_day_orders orders, so that an empty day is next to impossible by chance.",
+    )
+    quiet_day_orders: float = Field(
+        default=14.0,
+        gt=0,
+        description="Under quiet_days=auto, the trailing mean of daily orders from which an "
+        "empty day is refused (Poisson: P(no order) = exp(-14) < 1e-6).",
     )
     lock_wait_minutes: float = Field(
         default=60,

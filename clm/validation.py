@@ -603,7 +603,8 @@ def check_volume(
                     if pd.notna(first["trailing_mean_7d"])
                     else ""
                 )
-                + "; nothing written",
+                + "; nothing written. If the day really had none (a closed shop), accept it "
+                "with CLM_QUIET_DAYS=accept for that run (README: Quiet days)",
                 table=str(first["table"]),
                 days=sorted(set(rows["ds"])),
                 identifier=run.identifier,

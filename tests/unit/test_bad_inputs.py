@@ -24,7 +24,7 @@ import pytest
 
 from clm.ingest import ingest, pending_days
 from clm.io import partition_dir, read_partition, sha256_file
-from clm.settings import Settings
+from clm.settings import Settings, get_settings
 from clm.validation import BatchValidationError, docs_index
 from clm.warehouse import query
 
@@ -268,8 +268,8 @@ CATALOGUE = [
     Case("unparseable timestamp", _orders_edit(_set("order_ts", 7, "yesterday-ish"), "orders.csv"),
          quarantined=1, reason="order_ts is not a timestamp"),
     Case("empty file", _empty_file, fails=r"orders ds=2024-03-02: cannot read .*the file is empty"),
-    Case("header only (no rows in a required table)", _header_only,
-         fails=r"orders ds=2024-03-02: rule no rows landed for a required table failed: 0 row"),
+    Case("header only: a quiet day of a small shop (accepted, flagged)", _header_only,
+         quarantined=0, warning="quiet day: no orders landed"),
     Case("truncated Parquet file", _truncated_parquet,
          fails=r"orders ds=2024-03-02: cannot read .*part.parquet"),
     Case("CSV in a bad encoding", _bad_encoding,
@@ -462,3 +462,38 @@ def test_a_binary_file_gives_one_clean_line(shop: Settings, capfd: pytest.Captur
     assert all(c.isprintable() for c in message), message
     captured = capfd.readouterr()
     assert "Exception ignored" not in captured.err and "Traceback" not in captured.err
+
+
+@pytest.mark.parametrize(
+    ("policy", "orders_before", "refused"),
+    [
+        ("auto", N_ORDERS, False),  # 10 a day before: an empty day happens by chance
+        ("auto", 30, True),  # 30 a day before: an empty day is a broken export
+        ("refuse", N_ORDERS, True),
+        ("accept", 30, False),
+    ],
+)
+def test_the_quiet_day_policy(
+    settings: Settings,
+    monkeypatch: pytest.MonkeyPatch,
+    policy: str,
+    orders_before: int,
+    refused: bool,
+) -> None:
+    monkeypatch.setenv("CLM_QUIET_DAYS", policy)
+    quiet = get_settings()
+    land(quiet, "customers", D0, _customers(), "part.parquet")
+    land(quiet, "orders", D0, _orders(D0, 0, orders_before), "part.parquet")
+    land(quiet, "events", D0, _events(D0, 0, N_ORDERS), "part.parquet")
+    ingest(quiet, D0)
+    land(quiet, "customers", D1, _customers().iloc[0:0], "part.parquet")
+    land(quiet, "orders", D1, _orders(D1, 100, 0), "part.parquet")  # no orders
+    land(quiet, "events", D1, _events(D1, 100, N_ORDERS), "part.parquet")  # but events
+    if refused:
+        with pytest.raises(BatchValidationError, match="accept it with CLM_QUIET_DAYS=accept"):
+            ingest(quiet, D1)
+        monkeypatch.setenv("CLM_QUIET_DAYS", "accept")  # the operator's override for the day
+        quiet = get_settings()
+    report = ingest(quiet, D1)
+    assert report.validated["events"] == N_ORDERS
+    assert "quiet day: no orders landed" in report.warnings["orders"]
