@@ -148,8 +148,15 @@ def _customer_ids(values: pd.Series) -> pd.Series:
     return text.where(text.notna() & (text != ""), None).astype(object)
 
 
-def _timestamps(values: pd.Series, timezone: str) -> pd.Series:
-    """Parse to UTC. Naive values are local times in ``timezone``."""
+def _timestamps(values: pd.Series, timezone: str) -> tuple[pd.Series, list[str]]:
+    """Parse to UTC. Naive values are local times in ``timezone``.
+
+    At a daylight-saving change some local times do not exist (the spring
+    gap) and some happen twice (the autumn hour). The policy, stated in the
+    returned notes: a time in the gap is moved forward by the gap (02:30 in a
+    02:00-03:00 gap reads as 03:30, as a clock that was not yet changed would
+    show); a repeated time is read as its first occurrence (summer time).
+    """
     if pd.api.types.is_datetime64_any_dtype(values):
         parsed = values
     else:
@@ -158,9 +165,26 @@ def _timestamps(values: pd.Series, timezone: str) -> pd.Series:
             parsed = pd.to_datetime(text, format="ISO8601", errors="coerce")
         except (ValueError, TypeError):
             parsed = pd.to_datetime(text, format="mixed", errors="coerce", utc=True)
+    notes: list[str] = []
     if getattr(parsed.dt, "tz", None) is None:
-        parsed = parsed.dt.tz_localize(timezone, ambiguous="NaT", nonexistent="NaT")
-    return parsed.dt.tz_convert("UTC")
+        first = np.ones(len(parsed), dtype=bool)  # True: the summer-time reading
+        gap = parsed.dt.tz_localize(timezone, ambiguous=first, nonexistent="NaT").isna()
+        twice = parsed.dt.tz_localize(timezone, ambiguous="NaT", nonexistent="shift_forward")
+        gap, twice = gap & parsed.notna(), twice.isna() & parsed.notna()
+        if gap.any():
+            notes.append(
+                f"{int(gap.sum()):,} local time(s) in {timezone} fall in a daylight-saving gap "
+                "and do not exist; moved forward by the gap"
+            )
+        if twice.any():
+            notes.append(
+                f"{int(twice.sum()):,} local time(s) in {timezone} happen twice at a "
+                "daylight-saving change; read as the first (summer-time) occurrence"
+            )
+        parsed = parsed.dt.tz_localize(
+            timezone, ambiguous=first, nonexistent=pd.Timedelta(hours=1)
+        )
+    return parsed.dt.tz_convert("UTC"), notes
 
 
 def _numbers(values: pd.Series) -> pd.Series:
@@ -199,7 +223,8 @@ def import_transactions(
     step("parsing")
     lines = pd.DataFrame(index=frame.index)
     lines["customer_id"] = _customer_ids(frame[mapping.customer])
-    lines["ts"] = _timestamps(frame[mapping.timestamp], timezone)
+    lines["ts"], notes = _timestamps(frame[mapping.timestamp], timezone)
+    report.notes += notes
     quantity = (
         _numbers(frame[mapping.quantity]) if mapping.quantity else pd.Series(1.0, index=frame.index)
     )

@@ -91,3 +91,27 @@ def test_parquet_input_and_reimport_replace_own_files_only(tmp_path: Path) -> No
     # 99999 first appears in other.csv; 13047 already landed from log.parquet on that day
     import_transactions(tmp_path / "log.parquet", landing, MAP)  # re-import
     assert sorted(p.name for p in (landing / "orders" / f"ds={day}").iterdir()) == files
+
+
+def test_daylight_saving_changes_follow_the_stated_policy(tmp_path: Path) -> None:
+    text = """txn,client,when,total,qty,cat,ctry
+t1,1,2024-03-31 01:30:00,10,1,toys,UK
+t2,1,2024-10-27 01:30:00,10,1,toys,UK
+t3,1,2024-10-27 01:30:00,10,1,toys,UK
+t4,1,2024-06-01 12:00:00,10,1,toys,UK
+"""
+    landing = tmp_path / "landing"
+    report = import_transactions(_write(tmp_path, text), landing, MAP, timezone="Europe/London")
+    assert report.notes == [
+        "1 local time(s) in Europe/London fall in a daylight-saving gap and do not exist; "
+        "moved forward by the gap",
+        "2 local time(s) in Europe/London happen twice at a daylight-saving change; "
+        "read as the first (summer-time) occurrence",
+    ]
+    orders = pd.concat(
+        read_partition(landing, "orders", d) for d in list_partitions(landing, "orders")
+    )
+    stamps = dict(zip(orders.order_id, orders.order_ts, strict=True))
+    assert stamps["t1"] == pd.Timestamp("2024-03-31 01:30", tz="UTC")  # 02:30 BST
+    assert stamps["t2"] == stamps["t3"] == pd.Timestamp("2024-10-27 00:30", tz="UTC")  # BST
+    assert stamps["t4"] == pd.Timestamp("2024-06-01 11:00", tz="UTC")
