@@ -988,8 +988,16 @@ def ui(
         raise typer.BadParameter("expected airflow, mlflow or password", param_hint="WHICH")
 
 
-def main() -> None:  # pragma: no cover
-    app()
+def main() -> None:
+    """The ``clm`` entry point: a busy warehouse or home is one clear line, not a traceback."""
+    from clm.ledger import HomeLocked
+    from clm.warehouse import WarehouseBusy
+
+    try:
+        app()
+    except (WarehouseBusy, HomeLocked) as exc:
+        console.print(styled("[red]error:[/] {}", exc))
+        raise SystemExit(1) from None
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -181,9 +181,7 @@ def _timestamps(values: pd.Series, timezone: str) -> tuple[pd.Series, list[str]]
                 f"{int(twice.sum()):,} local time(s) in {timezone} happen twice at a "
                 "daylight-saving change; read as the first (summer-time) occurrence"
             )
-        parsed = parsed.dt.tz_localize(
-            timezone, ambiguous=first, nonexistent=pd.Timedelta(hours=1)
-        )
+        parsed = parsed.dt.tz_localize(timezone, ambiguous=first, nonexistent=pd.Timedelta(hours=1))
     return parsed.dt.tz_convert("UTC"), notes
 
 

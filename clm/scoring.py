@@ -143,8 +143,13 @@ def load_champions(settings: Settings) -> dict[str, Champion]:
     return out
 
 
-def _check_output(settings: Settings, out: pd.DataFrame, ds: date) -> None:
-    """Run the output suite on the day's rows; refuse the write if it fails. Record the run."""
+def _check_output(settings: Settings, out: pd.DataFrame, ds: date) -> pd.DataFrame:
+    """Run the output suite on the day's rows; refuse the write if it fails.
+
+    Returns:
+        The ``validation_runs`` row of a passed run, to be written in the same
+        transaction as the day it describes. A failed run is recorded at once.
+    """
     row = {"ds": ds, "table_name": "customer_segments", "landed": len(out), "quarantined": 0}
     try:
         docs_url = check_output(
@@ -164,12 +169,7 @@ def _check_output(settings: Settings, out: pd.DataFrame, ds: date) -> None:
         )
         raise
     row |= {"validated": len(out), "success": True, "status": "passed", "error": None}
-    warehouse.replace_rows(
-        settings.warehouse,
-        "validation_runs",
-        pd.DataFrame([row | {"failures": "{}", "warnings": "{}", "docs_url": docs_url}]),
-        ("ds", "table_name"),
-    )
+    return pd.DataFrame([row | {"failures": "{}", "warnings": "{}", "docs_url": docs_url}])
 
 
 def measure_drift(
@@ -300,7 +300,7 @@ def score_day(
         ]
         summary = summarize(out)
     with steps("validate output"):
-        _check_output(settings, out, ds)
+        validation = _check_output(settings, out, ds)
     with steps("drift"):
         drift = measure_drift(champions, frame, ds, rules)
         del frame
@@ -331,6 +331,7 @@ def score_day(
             Partition("segment_transitions", transitions(previous, out), {"ds": ds}),
             Partition("drift", drift, {"ds": ds}),
             Partition("feature_importance", importance, {"ds": ds}),
+            Partition("validation_runs", validation, {"ds": ds, "table_name": "customer_segments"}),
         ]
         if later is not None:
             partitions.append(

@@ -20,9 +20,12 @@ import hashlib
 import io
 import logging
 import math
+import os
 import re
+import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal
@@ -144,15 +147,67 @@ class DuckDBTransaction:
         self.con.unregister("incoming")
 
 
+class WarehouseBusy(RuntimeError):
+    """The DuckDB file stayed locked by another process for longer than the wait."""
+
+
+# DuckDB lets one process write a file, or several read it, never both at once.
+# A connection is held only for one query or one transaction, and a process
+# that meets the other's lock waits (doubling pauses) before it says who holds it:
+# CLM_WAREHOUSE_WAIT_SECONDS, 120 by default.
+DUCKDB_LOCK_WAIT_SECONDS = 120.0
+_wait_limit: ContextVar[float | None] = ContextVar("duckdb_wait_limit", default=None)
+
+
 @contextmanager
-def _duckdb(url: str, read_only: bool = False) -> Iterator[Any]:
+def waiting_at_most(seconds: float) -> Iterator[None]:
+    """Within this block, DuckDB lock waits last at most ``seconds`` (a web page's patience)."""
+    token = _wait_limit.set(seconds)
+    try:
+        yield
+    finally:
+        _wait_limit.reset(token)
+
+
+def _connect_duckdb(path: Path, read_only: bool, wait_seconds: float) -> Any:
     import duckdb
 
+    deadline = time.monotonic() + wait_seconds
+    pause = 0.05
+    while True:
+        try:
+            return duckdb.connect(str(path), read_only=read_only)
+        except duckdb.IOException as exc:
+            if "lock" not in str(exc).lower():
+                raise
+            if time.monotonic() + pause > deadline:
+                holder = re.search(r"PID (\d+)", str(exc))
+                raise WarehouseBusy(
+                    f"the warehouse {path} is in use by another process"
+                    + (f" (pid {holder.group(1)})" if holder else "")
+                    + f"; waited {wait_seconds:.0f}s"
+                ) from None
+            time.sleep(pause)
+            pause = min(pause * 2, 2.0)
+
+
+@contextmanager
+def _duckdb(url: str, read_only: bool = False, wait_seconds: float | None = None) -> Iterator[Any]:
     path = _duckdb_path(url)
     path.parent.mkdir(parents=True, exist_ok=True)
     if read_only and not path.exists():
-        read_only = False
-    con = duckdb.connect(str(path), read_only=read_only)
+        read_only = False  # the first reader creates the tables
+    configured = float(os.environ.get("CLM_WAREHOUSE_WAIT_SECONDS", DUCKDB_LOCK_WAIT_SECONDS))
+    wait = configured if wait_seconds is None else wait_seconds
+    limit = _wait_limit.get()
+    wait = wait if limit is None else min(wait, limit)
+    con = _connect_duckdb(path, read_only, wait)
+    if read_only:
+        found = {row[0] for row in con.execute("SELECT table_name FROM duckdb_tables()").fetchall()}
+        if not set(_DDL) <= found:  # a file from an older version: create the tables once
+            con.close()
+            con = _connect_duckdb(path, False, wait)
+            read_only = False
     try:
         if not read_only:
             for table, ddl in _DDL.items():
@@ -328,10 +383,19 @@ def _normalise(frame: pd.DataFrame) -> pd.DataFrame:
     return frame
 
 
-def query(url: str, sql: str, params: list[Any] | None = None) -> pd.DataFrame:
-    """Run a read query (``?`` placeholders) and return a DataFrame."""
+def query(
+    url: str, sql: str, params: list[Any] | None = None, wait_seconds: float | None = None
+) -> pd.DataFrame:
+    """Run a read query (``?`` placeholders) and return a DataFrame.
+
+    On DuckDB the file is opened read-only, so readers never block each other,
+    and a reader meeting a writer waits up to ``wait_seconds``.
+
+    Raises:
+        WarehouseBusy: DuckDB stayed locked by a writer for ``wait_seconds``.
+    """
     if backend(url) == "duckdb":
-        with _duckdb(url) as con:
+        with _duckdb(url, read_only=True, wait_seconds=wait_seconds) as con:
             return con.execute(sql, params or []).df()
     with _postgres(url) as con, con.cursor() as cur:
         if params:

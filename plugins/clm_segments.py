@@ -194,14 +194,14 @@ def render_page() -> str:
 @app.get("/segments", response_class=HTMLResponse)
 def segments_page() -> HTMLResponse:
     """The Customer segments page."""
+    from clm.warehouse import WarehouseBusy, waiting_at_most
+
     try:
-        return HTMLResponse(
-            render_page(), headers={**_HEADERS, "Content-Security-Policy": _PAGE_POLICY}
-        )
-    except Exception as exc:
+        with waiting_at_most(5):
+            page = render_page()
+        return HTMLResponse(page, headers={**_HEADERS, "Content-Security-Policy": _PAGE_POLICY})
+    except WarehouseBusy:
         # DuckDB lets one process write at a time: while clm_score writes, ask for a reload.
-        if "lock" not in str(exc).lower():
-            raise
         return HTMLResponse(
             "<p>The warehouse is being written by a scoring run. Reload in a few seconds.</p>",
             status_code=503,

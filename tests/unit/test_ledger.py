@@ -77,3 +77,32 @@ def test_a_training_request_is_closed_or_marked_failed(settings: Settings) -> No
         assert ledger.training_request(settings) == (D2, "failed")
         ledger.finish_training(settings, D2, ok=True)
         assert ledger.training_request(settings) is None
+
+
+def test_a_second_clm_run_on_a_busy_home_says_who_holds_it(small_shop: Settings) -> None:
+    """Two `clm run` on one home: the second waits, then stops with a clear line."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    ctx = multiprocessing.get_context("spawn")
+    ready, release = ctx.Event(), ctx.Event()
+    other = ctx.Process(target=_hold, args=(str(small_shop.home), ready, release))
+    other.start()
+    try:
+        assert ready.wait(60)
+        env = os.environ | {"CLM_HOME": str(small_shop.home), "CLM_LOCK_WAIT_MINUTES": "0.02"}
+        second = subprocess.run(
+            [str(Path(sys.executable).parent / "clm"), "run", "--start", "2024-01-10",
+             "--end", "2024-01-10"],
+            env=env, capture_output=True, text=True, timeout=300, check=False,
+        )  # fmt: skip
+    finally:
+        release.set()
+        other.join(30)
+    assert second.returncode == 1
+    assert "is locked by another clm run (pid" in second.stdout, second.stdout + second.stderr
+    assert "Traceback" not in second.stdout + second.stderr
+    assert "IntegrityError" not in second.stdout + second.stderr
+    assert not (small_shop.home / "ledger.json").exists()  # the second run wrote nothing

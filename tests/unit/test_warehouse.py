@@ -200,3 +200,59 @@ def test_settings_never_print_their_urls() -> None:
 
     settings = get_settings(warehouse_url=LEAKY_URLS[0], mlflow_tracking_uri=LEAKY_URLS[1])
     assert "hunter2" not in repr(settings) and "hunter2" not in str(settings)
+
+
+def _hold_duckdb(path: str, read_only: bool, seconds: float) -> subprocess.Popen[str]:
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            f"import duckdb, time; c = duckdb.connect({path!r}, read_only={read_only}); "
+            f"print('held', flush=True); time.sleep({seconds}); c.close()",
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
+    return holder
+
+
+def test_a_writer_waits_for_a_reader_and_a_reader_never_writes(tmp_path) -> None:
+    url = f"duckdb:///{tmp_path / 'w.duckdb'}"
+    warehouse.replace_partition(url, "segment_summary", _summary(D1, 2), ds=D1)
+    reader = _hold_duckdb(str(tmp_path / "w.duckdb"), read_only=True, seconds=2)
+    try:
+        warehouse.replace_partition(url, "segment_summary", _summary(D2, 3), ds=D2)  # waits
+    finally:
+        reader.wait()
+    assert len(warehouse.query(url, "SELECT * FROM segment_summary")) == 5
+    readers = [_hold_duckdb(str(tmp_path / "w.duckdb"), read_only=True, seconds=5)]
+    try:  # many readers at once: a read-only query does not wait for another reader
+        assert len(warehouse.query(url, "SELECT * FROM segment_summary", wait_seconds=0)) == 5
+    finally:
+        readers[0].kill()
+        readers[0].wait()
+
+
+def test_a_cli_reader_meeting_a_long_write_names_the_holder(tmp_path) -> None:
+    import os
+    from pathlib import Path
+
+    home = tmp_path / "clm"
+    url = f"duckdb:///{home / 'warehouse' / 'clm.duckdb'}"
+    warehouse.replace_partition(url, "segment_summary", _summary(D1, 2), ds=D1)
+    writer = _hold_duckdb(str(home / "warehouse" / "clm.duckdb"), read_only=False, seconds=60)
+    try:
+        env = os.environ | {"CLM_HOME": str(home), "CLM_WAREHOUSE_WAIT_SECONDS": "1"}
+        shown = subprocess.run(
+            [str(Path(sys.executable).parent / "clm"), "segments"],
+            env=env, capture_output=True, text=True, timeout=120, check=False,
+        )  # fmt: skip
+    finally:
+        writer.kill()
+        writer.wait()
+    assert shown.returncode == 1
+    assert f"is in use by another process (pid {writer.pid}); waited 1s" in shown.stdout, (
+        shown.stdout + shown.stderr
+    )
+    assert "Traceback" not in shown.stdout + shown.stderr
