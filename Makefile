@@ -7,7 +7,8 @@ STAMP := $(VENV)/.installed
 export CLM_HOME ?= $(CURDIR)/.clm
 AIRFLOW_PORT ?= 8080
 # Test workers: the slow tests mostly wait on Airflow and MLflow processes, so two
-# workers overlap well even on 2 cores. Tests that share a fixture share a group.
+# workers overlap well even on 2 cores. --dist loadscope keeps a module on one worker,
+# so a module's shared fixture (a scored shop, a running Airflow) is built once.
 TEST_WORKERS ?= 2
 MLFLOW_PORT ?= 5000
 
@@ -33,10 +34,10 @@ test: setup ## Run the whole test suite (ruff, mypy, unit, DAG integrity, end to
 	@scripts/system-deps
 	$(BIN)/ruff check .
 	$(BIN)/mypy
-	$(BIN)/pytest -q -n $(TEST_WORKERS) --dist loadgroup --durations=15
+	$(BIN)/pytest -q -n $(TEST_WORKERS) --dist loadscope --durations=15
 
 test-fast: setup ## Run the tests without the slow end-to-end ones
-	$(BIN)/pytest -q -n $(TEST_WORKERS) --dist loadgroup -m "not slow"
+	$(BIN)/pytest -q -n $(TEST_WORKERS) --dist loadscope -m "not slow"
 
 lint: setup ## ruff check, ruff format --check and mypy
 	$(BIN)/ruff check .

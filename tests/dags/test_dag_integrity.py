@@ -4,7 +4,6 @@ from pathlib import Path
 
 import pytest
 
-pytestmark = pytest.mark.xdist_group("dag_integrity")
 DAGS = Path(__file__).resolve().parents[2] / "dags"
 EXPECTED = {
     "clm_ingest": {"wait_for_data": {"validate_landing"}, "validate_landing": set()},

@@ -17,7 +17,7 @@ import pytest
 from clm import warehouse
 from clm.settings import get_settings
 
-pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("end_to_end")]
+pytestmark = pytest.mark.slow
 CLM = str(Path(sys.executable).parent / "clm")
 # 150 days, H=60: the test cutoff is 60 days back, with two monthly cutoffs before it.
 START, DAYS = date(2024, 1, 1), 150

@@ -34,7 +34,7 @@ from tests.browser import browser, chromium_path
 from tests.conftest import free_port, require_service
 from tests.integration.conftest import CLM, clm
 
-pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("scheduler")]
+pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parents[2]
 SHOTS = ROOT / "build" / "screenshots"
 START, DAYS = date(2024, 1, 1), 100

@@ -1,6 +1,6 @@
 """The Customer segments page renders on an empty home and answers 503 while DuckDB is locked.
 
-The page inside the Airflow UI, with data, is tested in tests/integration/test_ui_plugin.py.
+The page inside the Airflow UI, with data, is tested in tests/integration/test_scoring.py.
 """
 
 from __future__ import annotations
