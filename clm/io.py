@@ -104,6 +104,34 @@ def _format(path: Path) -> str | None:
     return next((suffix for suffix in READABLE if name.endswith(suffix)), None)
 
 
+def uncompressed_bytes(path: Path) -> int:
+    """What a landed file holds once decompressed: the budget of memory is this, not its size.
+
+    A gzip file records its decompressed size (modulo 4 GiB) in its last four
+    bytes; a Parquet file records its encoded size and its rows and columns (at
+    least 8 bytes a cell once decoded).
+    Unreadable files count their size on disk (the reader refuses them later).
+    """
+    size = path.stat().st_size
+    kind = _format(path)
+    try:
+        if kind == ".csv.gz" and size >= 18:
+            with open(path, "rb") as fh:
+                fh.seek(-4, os.SEEK_END)
+                recorded = int.from_bytes(fh.read(4), "little")
+            # A wrapped counter (over 4 GiB) or a multi-member file reads small: never below 1x.
+            return max(recorded, size)
+        if kind == ".parquet":
+            meta = pq.ParquetFile(path).metadata
+            total = sum(meta.row_group(i).total_byte_size for i in range(meta.num_row_groups))
+            # Dictionary encoding packs repeated values far below their decoded size:
+            # count at least 8 bytes per cell, what a plain value takes once decoded.
+            return max(int(total), meta.num_rows * meta.num_columns * 8, size)
+    except Exception:
+        return size
+    return size
+
+
 def sha256_file(path: Path) -> str:
     digest = hashlib.sha256()
     with open(path, "rb") as fh:

@@ -51,8 +51,8 @@ class Settings(BaseSettings):
     ingest_chunk_mb: float = Field(
         default=32,
         gt=0,
-        description="Landing megabytes validated per GX run when ingest catches up many days; "
-        "bounds memory.",
+        description="Landing megabytes (decompressed) validated per GX run when ingest "
+        "catches up many days; bounds memory.",
     )
     training_weekday: int = Field(
         default=6, ge=0, le=6, description="Weekday (Mon=0) on which `clm run` trains."

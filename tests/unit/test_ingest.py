@@ -119,3 +119,27 @@ def test_nothing_is_ingested_or_computed_for_a_day_past_the_landed_data(
     with pytest.raises(BatchError, match="the validated data ends at 2024-01-20"):
         write_snapshot(small_shop.features_dir, small_shop.validated_dir, date(2024, 1, 21))
     assert not small_shop.features_dir.exists()
+
+
+def test_memory_is_budgeted_by_what_files_hold_not_their_size(
+    settings: Settings, monkeypatch
+) -> None:
+    import gzip
+
+    from clm.ingest import _chunks
+    from clm.io import uncompressed_bytes
+
+    text = "order_id,amount\n" + "o1,1.0\n" * 300_000  # 2.1 MB that gzip packs into ~10 KB
+    days = [date(2024, 3, 1), date(2024, 3, 2)]
+    for day in days:
+        folder = partition_dir(settings.landing_dir, "orders", day)
+        folder.mkdir(parents=True)
+        with gzip.open(folder / "orders.csv.gz", "wt") as fh:
+            fh.write(text)
+        pd.DataFrame({"category": ["home" * 50] * 50_000}).to_parquet(folder / "more.parquet")
+    gz = partition_dir(settings.landing_dir, "orders", days[0]) / "orders.csv.gz"
+    assert gz.stat().st_size < 50_000 and uncompressed_bytes(gz) == len(text)
+    parquet = gz.with_name("more.parquet")
+    assert uncompressed_bytes(parquet) > 20 * parquet.stat().st_size
+    monkeypatch.setenv("CLM_INGEST_CHUNK_MB", "3")  # one day fits, two do not
+    assert _chunks(get_settings(), days) == [[days[0]], [days[1]]]
