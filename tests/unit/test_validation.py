@@ -100,6 +100,7 @@ def test_empty_required_table_fails_the_volume_check(tmp_path: Path) -> None:
         }
     )
     volume = trailing_volume(counts).sort_values(["table", "ds"])
+    volume["must_have_rows"] = volume["table"] == "orders"  # the quiet-day policy 'refuse'
     with pytest.raises(BatchValidationError, match=r"orders ds=2024-05-01: rule no rows landed"):
         check_volume(volume, SUITES / "volume.json", tmp_path, [DS])
     volume = volume[~((volume["table"] == "orders") & (volume["ds"] == DS))]
