@@ -23,8 +23,6 @@ import argparse
 import json
 import os
 import shutil
-import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -35,7 +33,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-from clm.airflow_api import AirflowAPI, healthy, wait_for
+from clm.airflow_api import serve, wait_for
 
 CLM = str(Path(sys.executable).parent / "clm")
 START = date(2024, 1, 1)
@@ -54,12 +52,6 @@ def _clm(env: dict[str, str], *args: str) -> str:
     return done.stdout
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def _ledger(home: Path) -> dict[str, dict[str, str]]:
     path = home / "ledger.json"
     return dict(json.loads(path.read_text())) if path.exists() else {}
@@ -73,25 +65,11 @@ def in_process(home: Path, first: date, last: date) -> float:
 
 def scheduler(home: Path, first: date, last: date, console: Console) -> tuple[float, float]:
     """Seconds to start Airflow, and seconds from the first trigger to the last day scored."""
-    env = _env(home)
-    port = _free_port()
-    log = open(home.parent / "airflow.log", "wb")  # noqa: SIM115
     began = time.perf_counter()
-    proc = subprocess.Popen(
-        [CLM, "ui", "airflow", "--port", str(port)],
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-    base = f"http://localhost:{port}"
-    try:
-        wait_for(lambda: healthy(base), "Airflow to start", timeout=300)
-        password = _clm(env, "ui", "password").strip()
-        api = AirflowAPI.sign_in(base, "admin", password)
+    with serve(CLM, _env(home), home.parent / "airflow.log") as api:
         api.unpause()
         startup = time.perf_counter() - began
-        console.print(f"  Airflow up on port {port} in {startup:.0f}s; triggering clm_ingest")
+        console.print(f"  Airflow up at {api.base} in {startup:.0f}s; triggering clm_ingest")
         started = time.perf_counter()
         days = [first + timedelta(days=i) for i in range((last - first).days + 1)]
         for day in days:
@@ -99,20 +77,10 @@ def scheduler(home: Path, first: date, last: date, console: Console) -> tuple[fl
         wanted = {d.isoformat() for d in days}
 
         def done() -> bool:
-            scored = set(_ledger(home).get("scored", {}))
-            if wanted <= scored:
-                return api.settled()
-            return False
+            return wanted <= set(_ledger(home).get("scored", {})) and api.settled()
 
         wait_for(done, "every day scored", timeout=4 * 3600)
         return startup, time.perf_counter() - started
-    finally:
-        try:
-            os.killpg(proc.pid, signal.SIGTERM)
-            proc.wait(timeout=30)
-        except (ProcessLookupError, subprocess.TimeoutExpired):
-            os.killpg(proc.pid, signal.SIGKILL)
-        log.close()
 
 
 def main() -> None:

@@ -2,18 +2,25 @@
 
 Used by the scheduler benchmark and the scheduler tests; the same calls work
 against any Airflow 3 API server (``/auth/token`` of the simple auth manager).
+:func:`serve` starts ``clm ui airflow`` on a free port and signs in to it.
 """
 
 from __future__ import annotations
 
 import json
+import os
+import signal
+import socket
+import subprocess
 import time
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import partial
+from pathlib import Path
 from typing import Any
 
 DAG_IDS = ("clm_ingest", "clm_features", "clm_train", "clm_score")
@@ -140,3 +147,50 @@ class AirflowAPI:
     def task_log(self, dag_id: str, run_id: str, task_id: str, attempt: int = 1) -> str:
         path = f"/api/v2/dags/{dag_id}/dagRuns/{_q(run_id)}/taskInstances/{task_id}/logs/{attempt}"
         return json.dumps(self.call("GET", path)["content"])
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@contextmanager
+def serve(
+    clm: str, env: dict[str, str], log_path: Path, timeout: float = 300
+) -> Iterator[AirflowAPI]:
+    """Run ``clm ui airflow`` on a free port until the block ends; yield a signed-in client.
+
+    Raises:
+        RuntimeError: Airflow exited while starting (the message ends with its log).
+        TimeoutError: its four components were not healthy within ``timeout``.
+    """
+    port = _free_port()
+    base = f"http://localhost:{port}"
+    with open(log_path, "wb") as log:
+        proc = subprocess.Popen(
+            [clm, "ui", "airflow", "--port", str(port)],
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        try:
+
+            def up() -> bool:
+                if proc.poll() is not None:
+                    tail = log_path.read_text(errors="replace")[-4000:]
+                    raise RuntimeError(f"clm ui airflow exited:\n{tail}")
+                return healthy(base)
+
+            wait_for(up, "the four Airflow components", timeout=timeout)
+            password = subprocess.run(
+                [clm, "ui", "password"], env=env, capture_output=True, text=True, check=True
+            ).stdout.strip()
+            yield AirflowAPI.sign_in(base, "admin", password)
+        finally:
+            try:
+                os.killpg(proc.pid, signal.SIGTERM)
+                proc.wait(timeout=30)
+            except (ProcessLookupError, subprocess.TimeoutExpired):
+                os.killpg(proc.pid, signal.SIGKILL)

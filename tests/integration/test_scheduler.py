@@ -29,7 +29,7 @@ from typing import Any
 
 import pytest
 
-from clm.airflow_api import AirflowAPI, healthy, wait_for
+from clm.airflow_api import AirflowAPI, serve, wait_for
 from tests.browser import browser, chromium_path
 from tests.conftest import free_port, require_service
 from tests.integration.conftest import CLM, clm
@@ -83,32 +83,8 @@ def airflow(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Airflow]:
     }
     env.pop("VIRTUAL_ENV", None)
     clm(env, "simulate", "--customers", "300", "--start", START.isoformat(), "--days", str(DAYS))
-    port = free_port()
-    log = open(home.parent / "airflow.log", "wb")  # noqa: SIM115
-    proc = subprocess.Popen(
-        [CLM, "ui", "airflow", "--port", str(port)],
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-    base = f"http://localhost:{port}"
-    try:
-
-        def up() -> bool:
-            if proc.poll() is not None:
-                pytest.fail(f"clm ui airflow exited:\n{_tail(home)}")
-            return healthy(base)
-
-        _wait(up, "the four Airflow components", timeout=180)
-        password = subprocess.run(
-            [CLM, "ui", "password"], env=env, capture_output=True, text=True, check=True
-        ).stdout.strip()
-        api = AirflowAPI.sign_in(base, "admin", password)
-        yield Airflow(base, api.token, home, env)
-    finally:
-        _stop(proc)
-        log.close()
+    with serve(CLM, env, home.parent / "airflow.log", timeout=180) as api:
+        yield Airflow(api.base, api.token, home, env)
 
 
 def _tail(home: Path) -> str:
