@@ -89,14 +89,19 @@ class Landed:
 
 
 def landed_files(folder: Path) -> list[Path]:
-    """Every file of a partition folder, sorted: all are read, fingerprinted and hashed.
+    """Every file of a partition folder, sorted: all are fingerprinted and hashed.
 
-    Only hidden files (a leading ``.``, as uploaders name a file still being
-    written) are left out.
+    :func:`read_landed` reads them all, or refuses the batch naming the file it
+    cannot read; only empty marker files (``_SUCCESS``, ``.keep``) are skipped.
     """
     if not folder.exists():
         return []
-    return sorted(p for p in folder.iterdir() if p.is_file() and not p.name.startswith("."))
+    return sorted(p for p in folder.iterdir() if p.is_file())
+
+
+def _marker(path: Path) -> bool:
+    """A hidden or ``_`` file: skipped when empty (a marker), refused otherwise."""
+    return path.name.startswith((".", "_"))
 
 
 def _format(path: Path) -> str | None:
@@ -272,6 +277,13 @@ def read_landed(root: Path, table: str, ds: date) -> Landed:
     if not folder.exists():
         raise BatchError(f"{table} ds={ds}: no partition at {folder}")
     files = landed_files(folder)
+    hidden = [p.name for p in files if _marker(p) and p.stat().st_size > 0]
+    if hidden:
+        raise BatchError(
+            f"{table} ds={ds}: {', '.join(hidden)}: a hidden or marker file with content "
+            f"(an upload still in progress?); rename it or move it out of {folder}"
+        )
+    files = [p for p in files if not _marker(p)]
     unknown = [p.name for p in files if _format(p) is None]
     if unknown:
         raise BatchError(

@@ -191,6 +191,15 @@ def _unknown_file(settings: Settings) -> None:
     (folder / "late-export.xlsx").write_bytes(b"PK\x03\x04 a spreadsheet")
 
 
+def _hidden_file(settings: Settings) -> None:
+    folder = partition_dir(settings.landing_dir, "orders", D1)
+    _orders(D1, 500, 3).to_csv(folder / ".part-0001.csv", index=False)
+
+
+def _success_marker(settings: Settings) -> None:
+    (partition_dir(settings.landing_dir, "orders", D1) / "_SUCCESS").touch()
+
+
 def _random_bytes(name: str) -> Callable[[Settings], None]:
     def apply(settings: Settings) -> None:
         folder = partition_dir(settings.landing_dir, "orders", D1)
@@ -290,6 +299,9 @@ CATALOGUE = [
     Case("a file of a format the reader does not know", _unknown_file,
          fails=r"orders ds=2024-03-02: cannot read late-export.xlsx: not a .parquet, .csv, "
          r".csv.gz file"),
+    Case("a hidden file with rows (an upload in progress)", _hidden_file,
+         fails=r"orders ds=2024-03-02: .part-0001.csv: a hidden or marker file with content"),
+    Case("an empty _SUCCESS marker (skipped)", _success_marker, quarantined=0),
     Case("a 10 MB field (CSV)", _orders_edit(_set("category", 3, "x" * 10_000_000), "o.csv"),
          quarantined=1, reason="category is not 1 to 128 characters"),
     Case("a 10 MB field (Parquet)", _orders_edit(_set("category", 3, "x" * 10_000_000)),
