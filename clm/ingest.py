@@ -16,7 +16,11 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import math
+import shutil
+import uuid
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from datetime import date
 from pathlib import Path
@@ -30,6 +34,8 @@ from clm.contracts import CONTRACTS
 from clm.io import (
     BatchError,
     Landed,
+    SpilledDay,
+    StagedPartition,
     content_hash,
     fingerprint,
     landed_files,
@@ -37,19 +43,22 @@ from clm.io import (
     newest_partition,
     partition_dir,
     read_landed,
-    remove_partition,
+    spill_landed,
     uncompressed_bytes,
-    write_partition,
 )
 from clm.settings import LANDING_TABLES, Settings
 from clm.validation import (
     BatchValidationError,
     ValidationOutcome,
     check_volume,
+    column_type_error_share,
     docs_index,
     publish_docs,
+    quarantine_schema,
+    refuse_unparseable_columns,
     require_columns,
     trailing_volume,
+    valid_schema,
     validate_batch,
 )
 
@@ -229,6 +238,76 @@ def _read_days(
     return raw, malformed
 
 
+@dataclass
+class _Source:
+    """One table's landed rows for a chunk of days: held in memory, or one day spilled in slices.
+
+    A day larger than ``ingest_chunk_mb`` is streamed to disk in slices by its
+    key, so every row of an id is in one slice: per-(ds, id) rules judge a
+    slice exactly as they would the whole day, and memory holds one slice.
+    """
+
+    table: str
+    days: list[date]
+    rows: dict[date, int]
+    raw: pd.DataFrame | None = None
+    malformed: pd.DataFrame | None = None
+    spilled: SpilledDay | None = None
+
+    @property
+    def slices(self) -> int:
+        return 1 if self.spilled is None else len(self.spilled.slices)
+
+    def pieces(self) -> Iterator[tuple[pd.DataFrame, pd.DataFrame]]:
+        """(landed rows, malformed lines) of each piece, each tagged with its ds."""
+        if self.spilled is None:
+            assert self.raw is not None and self.malformed is not None
+            yield self.raw, self.malformed
+            return
+        contract, (day,) = CONTRACTS[self.table], self.days
+        for number in range(self.slices):
+            frame = self.spilled.read(number)
+            if not len(frame.columns):
+                frame = pd.DataFrame(columns=list(contract.columns))
+            require_columns(frame, contract, f"{self.table} ds={day}")
+            malformed = self.spilled.malformed if number == 0 else self.spilled.malformed[:0]
+            yield frame.assign(ds=day), malformed.assign(ds=day)
+
+
+def _open_source(settings: Settings, table: str, days: list[date], spill_dir: Path) -> _Source:
+    """Read ``table``'s landed rows for ``days``, or spill a day too large to hold."""
+    budget = settings.ingest_chunk_mb * 2**20
+    folder = partition_dir(settings.landing_dir, table, days[0])
+    size = sum(uncompressed_bytes(p) for p in landed_files(folder)) if len(days) == 1 else 0
+    if size > budget:
+        slices = math.ceil(size / budget)
+        log.info(
+            "%s ds=%s: %.2f MB landed, over the %.2f MB budget: validating in %d slices",
+            table,
+            days[0],
+            size / 2**20,
+            settings.ingest_chunk_mb,
+            slices,
+        )
+        try:
+            spilled = spill_landed(
+                settings.landing_dir,
+                table,
+                days[0],
+                CONTRACTS[table].key,
+                slices,
+                spill_dir / table,
+            )
+        except BatchError as exc:
+            raise BatchValidationError(f"{exc}; nothing written", table=table, days=days) from exc
+        rows = {days[0]: spilled.rows + len(spilled.malformed)}
+        return _Source(table, days, rows, spilled=spilled)
+    raw, malformed = _read_days(settings, table, days)
+    per_day = raw["ds"].value_counts().add(malformed["ds"].value_counts(), fill_value=0)
+    rows = {day: int(per_day.get(day, 0)) for day in days}
+    return _Source(table, days, rows, raw=raw, malformed=malformed)
+
+
 # --- validation_runs ----------------------------------------------------------------
 
 
@@ -358,66 +437,71 @@ def _ingest_days(
     manifest: dict[str, dict[str, Any]],
     report: IngestReport,
 ) -> None:
-    """Validate ``days`` in one GX run per table, write them, record them; add to ``report``."""
+    """Validate ``days``, stage their partitions, commit them when every table passed; record."""
+    spill_dir = settings.home / "tmp" / f"ingest-{uuid.uuid4().hex}"
+    staged: list[StagedPartition] = []
     landed_rows: dict[tuple[str, date], int] = {}
     try:
-        raws = {}
-        for table in LANDING_TABLES:
-            raw, malformed = _read_days(settings, table, days)
-            raws[table] = (raw, malformed)
-            per_day = raw["ds"].value_counts().add(malformed["ds"].value_counts(), fill_value=0)
+        sources = {
+            table: _open_source(settings, table, days, spill_dir) for table in LANDING_TABLES
+        }
+        for table, source in sources.items():
             for day in days:
-                landed_rows[(table, day)] = int(per_day.get(day, 0))
+                landed_rows[(table, day)] = source.rows.get(day, 0)
         volume_flags, volume_run = _check_volume(settings, manifest, days, landed_rows)
-        outcomes = _validate_tables(settings, days, raws)
+        tallies = _validate_tables(settings, days, sources, staged)
     except BatchValidationError as err:
+        for partition in staged:
+            partition.abort()
         urls = publish_docs(settings.gx_dir, [err.identifier] if err.identifier else [])
         _record(settings, _failure_rows(err, days, landed_rows, urls.get(err.identifier)))
         raise
-    urls = publish_docs(settings.gx_dir, [volume_run, *(o.identifier for o in outcomes.values())])
+    except BaseException:
+        for partition in staged:
+            partition.abort()
+        raise
+    finally:
+        shutil.rmtree(spill_dir, ignore_errors=True)
+    identifiers = [i for tally in tallies.values() for i in tally.identifiers]
+    urls = publish_docs(settings.gx_dir, [volume_run, *identifiers])
 
-    # Every table passed its batch rules: now write, day by day.
+    # Every table passed its batch rules: make the staged partitions visible.
+    for partition in staged:
+        partition.commit()
     runs: list[dict[str, Any]] = []
-    for table, outcome in outcomes.items():
-        _write(settings, table, days, outcome)
-        reasons = _reason_counts(outcome.quarantine)
-        valid_per_day = outcome.valid["ds"].value_counts()
-        bad_per_day = outcome.quarantine["ds"].value_counts()
+    for table, tally in tallies.items():
         for day in days:
-            warnings = {**outcome.warnings.get(day, {}), **volume_flags.get((table, day), {})}
-            quarantined = int(bad_per_day.get(day, 0))
+            warnings = {**tally.warnings.get(day, {}), **volume_flags.get((table, day), {})}
+            quarantined = tally.quarantined[day]
             runs.append(
                 {
                     "ds": day,
                     "table_name": table,
                     "landed": landed_rows[(table, day)],
-                    "validated": int(valid_per_day.get(day, 0)),
+                    "validated": tally.validated[day],
                     "quarantined": quarantined,
                     "success": quarantined == 0,
                     "status": "quarantined" if quarantined else "passed",
-                    "failures": json.dumps(reasons.get(day, {})),
+                    "failures": json.dumps(dict(sorted(tally.reasons.get(day, {}).items()))),
                     "warnings": json.dumps(dict(sorted(warnings.items()))),
                     "error": None,
-                    "docs_url": urls.get(outcome.identifier),
+                    "docs_url": urls.get(tally.docs_identifier(day)),
                 }
             )
             if runs[-1]["landed"] != runs[-1]["validated"] + quarantined:
                 raise AssertionError(f"{table} ds={day}: rows were lost: {runs[-1]}")
         landed = sum(landed_rows[(table, d)] for d in days)
+        validated, quarantined = sum(tally.validated.values()), sum(tally.quarantined.values())
         _add(report.landed, table, landed)
-        _add(report.validated, table, len(outcome.valid))
-        _add(report.quarantined, table, len(outcome.quarantine))
-        for rule, count in outcome.rule_failures.items():
+        _add(report.validated, table, validated)
+        _add(report.quarantined, table, quarantined)
+        for rule, count in tally.rule_failures.items():
             _add(report.rule_failures.setdefault(table, {}), rule, count)
         for day in days:
-            for rule in {**outcome.warnings.get(day, {}), **volume_flags.get((table, day), {})}:
+            for rule in {**tally.warnings.get(day, {}), **volume_flags.get((table, day), {})}:
                 _add(report.warnings.setdefault(table, {}), rule, 1)
         log.info(
-            "%s: %d landed, %d validated, %d quarantined",
-            table,
-            landed,
-            len(outcome.valid),
-            len(outcome.quarantine),
+            "%s: %d landed, %d validated, %d quarantined", table, landed, validated, quarantined
         )
     _record(settings, runs)
 
@@ -475,58 +559,94 @@ def must_have_rows(volume: pd.DataFrame, policy: str, expected_orders: float) ->
     return orders & busy
 
 
+@dataclass
+class _Tally:
+    """What the pieces of one table's validation added up to, per day."""
+
+    validated: Counter[date] = field(default_factory=Counter)
+    quarantined: Counter[date] = field(default_factory=Counter)
+    reasons: dict[date, Counter[str]] = field(default_factory=dict)
+    warnings: dict[date, Counter[str]] = field(default_factory=dict)
+    rule_failures: Counter[str] = field(default_factory=Counter)
+    identifiers: list[Any] = field(default_factory=list)
+    failing: dict[date, Any] = field(default_factory=dict)  # the first result with failures
+
+    def add(self, outcome: ValidationOutcome) -> None:
+        self.identifiers.append(outcome.identifier)
+        self.validated.update(Counter(outcome.valid["ds"].to_list()))
+        self.quarantined.update(Counter(outcome.quarantine["ds"].to_list()))
+        for day, counts in _reason_counts(outcome.quarantine).items():
+            self.reasons.setdefault(day, Counter()).update(counts)
+            self.failing.setdefault(day, outcome.identifier)
+        for day, flags in outcome.warnings.items():
+            self.warnings.setdefault(day, Counter()).update(flags)
+        self.rule_failures.update(outcome.rule_failures)
+
+    def docs_identifier(self, day: date) -> Any:
+        """The result to link for ``day``: the first piece that quarantined rows of it."""
+        return self.failing.get(day, self.identifiers[0] if self.identifiers else None)
+
+
 def _validate_tables(
-    settings: Settings, days: list[date], raws: dict[str, tuple[pd.DataFrame, pd.DataFrame]]
-) -> dict[str, ValidationOutcome]:
-    """Validate customers first, so orders and events can check their customer is known."""
+    settings: Settings,
+    days: list[date],
+    sources: dict[str, _Source],
+    staged: list[StagedPartition],
+) -> dict[str, _Tally]:
+    """Validate every table piece by piece, staging each piece's partitions as it passes.
+
+    Customers go first, so orders and events can check their customer is known.
+    """
     roots = [settings.validated_dir, settings.quarantine_dir]
-    outcomes: dict[str, ValidationOutcome] = {}
+    tallies: dict[str, _Tally] = {}
     customers_first_ds = pd.Series(dtype=object)
     for table in LANDING_TABLES:
         contract = CONTRACTS[table]
-        raw, malformed = raws[table]
-        key_ids = raw[contract.key] if contract.key in raw.columns else pd.Series(dtype=object)
-        seen = _first_ds(table, contract.key, roots, days, key_ids)
-        if contract.references:
-            ids = raw["customer_id"] if "customer_id" in raw.columns else pd.Series(dtype=object)
-            customers_first_ds = _merge_first(
-                _first_ds(
-                    contract.references,
-                    "customer_id",
-                    [settings.validated_dir],
-                    days,
-                    ids,
-                ),
-                customers_first_ds,
+        suite = settings.expectations_dir / f"{table}.json"
+        source = sources[table]
+        valid_out = {
+            d: StagedPartition(settings.validated_dir, table, d, valid_schema(contract))
+            for d in days
+        }
+        bad_out = {
+            d: StagedPartition(settings.quarantine_dir, table, d, quarantine_schema(contract))
+            for d in days
+        }
+        staged += [*valid_out.values(), *bad_out.values()]
+        tally, type_failures = _Tally(), []
+        for number, (raw, malformed) in enumerate(source.pieces(), start=1):
+            if source.slices > 1:
+                log.info("%s ds=%s: slice %d/%d", table, days[0], number, source.slices)
+            known = None
+            if contract.references:
+                ids = raw.get("customer_id", pd.Series(dtype=object))
+                earlier = _first_ds(
+                    contract.references, "customer_id", [settings.validated_dir], days, ids
+                )
+                known = _merge_first(earlier, customers_first_ds)
+            key_ids = raw.get(contract.key, pd.Series(dtype=object))
+            outcome = validate_batch(
+                raw,
+                contract,
+                suite,
+                settings.gx_dir,
+                days,
+                malformed=malformed,
+                seen_before=_first_ds(table, contract.key, roots, days, key_ids),
+                customers_first_ds=known,
+                judge_columns=source.slices == 1,
             )
-        outcome = validate_batch(
-            raw,
-            contract,
-            settings.expectations_dir / f"{table}.json",
-            settings.gx_dir,
-            days,
-            malformed=malformed,
-            seen_before=seen,
-            customers_first_ds=customers_first_ds if contract.references else None,
-        )
-        outcomes[table] = outcome
-        if table == "customers" and len(outcome.valid):
-            firsts = outcome.valid.groupby("customer_id")["ds"].min()
-            customers_first_ds = _merge_first(customers_first_ds, firsts)
-    return outcomes
-
-
-def _write(settings: Settings, table: str, days: list[date], outcome: ValidationOutcome) -> None:
-    valid_by_day = dict(tuple(outcome.valid.groupby("ds"))) if len(outcome.valid) else {}
-    bad_by_day = dict(tuple(outcome.quarantine.groupby("ds"))) if len(outcome.quarantine) else {}
-    for day in days:
-        valid = valid_by_day.get(day)
-        if valid is not None:
-            write_partition(valid.drop(columns="ds"), settings.validated_dir, table, day)
-        else:
-            remove_partition(settings.validated_dir, table, day)
-        bad = bad_by_day.get(day)
-        if bad is not None:
-            write_partition(bad.drop(columns="ds"), settings.quarantine_dir, table, day)
-        else:
-            remove_partition(settings.quarantine_dir, table, day)
+            type_failures.append(outcome.type_failures)
+            for day, rows in outcome.valid.groupby("ds"):
+                valid_out[day].write(rows.drop(columns="ds"))  # type: ignore[index]
+            for day, rows in outcome.quarantine.groupby("ds"):
+                bad_out[day].write(rows.drop(columns="ds"))  # type: ignore[index]
+            tally.add(outcome)
+            if table == "customers" and len(outcome.valid):
+                firsts = outcome.valid.groupby("customer_id")["ds"].min()
+                customers_first_ds = _merge_first(customers_first_ds, firsts)
+        if source.slices > 1:
+            failures = pd.concat(type_failures, ignore_index=True)
+            refuse_unparseable_columns(failures, contract, column_type_error_share(suite))
+        tallies[table] = tally
+    return tallies

@@ -12,11 +12,14 @@ import hashlib
 import os
 import shutil
 import uuid
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
+from typing import Any
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.csv as pa_csv
@@ -57,19 +60,56 @@ def newest_partition(root: Path, tables: Iterable[str]) -> date | None:
 
 def write_partition(df: pd.DataFrame, root: Path, table: str, ds: date) -> Path:
     """Replace the ``ds`` partition of ``table`` with ``df`` (atomic rename)."""
-    target = partition_dir(root, table, ds)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    staging = target.parent / f".staging-{uuid.uuid4().hex}"
-    staging.mkdir()
-    pq.write_table(pa.Table.from_pandas(df, preserve_index=False), staging / PARTITION_FILE)
-    backup = None
-    if target.exists():
-        backup = target.parent / f".old-{uuid.uuid4().hex}"
-        os.replace(target, backup)
-    os.replace(staging, target)
-    if backup is not None:
-        shutil.rmtree(backup)
-    return target / PARTITION_FILE
+    staged = StagedPartition(root, table, ds)
+    staged.write(df)
+    staged.commit()
+    return partition_dir(root, table, ds) / PARTITION_FILE
+
+
+class StagedPartition:
+    """A partition written part by part beside the old one, swapped in by :meth:`commit`.
+
+    Readers see the old partition until the commit renames the new one into
+    place; :meth:`abort` (or never committing) leaves the old one untouched.
+    A commit with no part written removes the partition.
+    """
+
+    def __init__(self, root: Path, table: str, ds: date, schema: pa.Schema | None = None) -> None:
+        self.target = partition_dir(root, table, ds)
+        self.schema = schema
+        self.staging: Path | None = None
+        self.parts = 0
+        self.rows = 0
+
+    def write(self, df: pd.DataFrame) -> None:
+        """Add ``df`` as the next part file (cast to ``schema`` when one was given)."""
+        if self.staging is None:
+            self.target.parent.mkdir(parents=True, exist_ok=True)
+            self.staging = self.target.parent / f".staging-{uuid.uuid4().hex}"
+            self.staging.mkdir()
+        table = pa.Table.from_pandas(df, schema=self.schema, preserve_index=False)
+        pq.write_table(table, self.staging / f"part-{self.parts}.parquet")
+        self.parts += 1
+        self.rows += len(df)
+
+    def commit(self) -> None:
+        if self.staging is None:
+            if self.target.exists():
+                shutil.rmtree(self.target)
+            return
+        backup = None
+        if self.target.exists():
+            backup = self.target.parent / f".old-{uuid.uuid4().hex}"
+            os.replace(self.target, backup)
+        os.replace(self.staging, self.target)
+        self.staging = None
+        if backup is not None:
+            shutil.rmtree(backup)
+
+    def abort(self) -> None:
+        if self.staging is not None:
+            shutil.rmtree(self.staging, ignore_errors=True)
+            self.staging = None
 
 
 def remove_partition(root: Path, table: str, ds: date) -> None:
@@ -203,11 +243,11 @@ def _first_bad_utf8(path: Path) -> str:
     return "an unknown position"
 
 
-def read_csv_strings(path: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Read a CSV (optionally gzip) with every column as a string.
+MALFORMED_COLUMNS = ["file", "line", "raw_line", "reason"]
 
-    Lines with the wrong number of fields are kept aside, not dropped: they
-    come back as ``malformed`` rows with their line number and raw text.
+
+def _csv_options(path: Path) -> tuple[list[str], pa_csv.ConvertOptions]:
+    """Header names and options that read every column of ``path`` as a string.
 
     Raises:
         BatchError: the file is empty, has no header, or is not UTF-8.
@@ -219,9 +259,16 @@ def read_csv_strings(path: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
     if not header_line.strip():
         raise BatchError(f"cannot read {path}: the file is empty (no header line)")
     names = next(csv.reader([header_line]))
-    bad: list[dict[str, object]] = []
+    return names, pa_csv.ConvertOptions(
+        column_types=dict.fromkeys(names, pa.string()),
+        strings_can_be_null=True,
+        null_values=[""],
+        quoted_strings_can_be_null=False,
+    )
 
-    def keep_aside(row: pa_csv.InvalidRow) -> str:
+
+def _keep_aside(path: Path, bad: list[dict[str, object]]) -> Callable[[Any], str]:
+    def handler(row: Any) -> str:
         bad.append(
             {
                 "file": path.name,
@@ -233,45 +280,54 @@ def read_csv_strings(path: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
         )
         return "skip"
 
+    return handler
+
+
+def _raise_unless_straddling(path: Path, exc: pa.ArrowInvalid) -> None:
+    """A field longer than the parse block is retried with larger blocks; else refuse."""
+    if "UTF8" in str(exc) or "utf8" in str(exc).lower():
+        raise BatchError(
+            f"cannot read {path}: not valid UTF-8 ({_first_bad_utf8(path)}); "
+            "re-export the file as UTF-8"
+        ) from exc
+    if "straddl" not in str(exc):
+        raise exc
+
+
+def read_csv_strings(path: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Read a CSV (optionally gzip) with every column as a string.
+
+    Lines with the wrong number of fields are kept aside, not dropped: they
+    come back as ``malformed`` rows with their line number and raw text.
+
+    Raises:
+        BatchError: the file is empty, has no header, or is not UTF-8.
+    """
+    names, options = _csv_options(path)
     # A field must fit in one parse block: start small, grow for files with huge
     # fields (the suites then quarantine over-long values row by row).
     for block_size in CSV_BLOCK_SIZES:
-        bad.clear()
+        bad: list[dict[str, object]] = []
         try:
             table = pa_csv.read_csv(
                 path,
                 read_options=pa_csv.ReadOptions(use_threads=False, block_size=block_size),
-                parse_options=pa_csv.ParseOptions(invalid_row_handler=keep_aside),
-                convert_options=pa_csv.ConvertOptions(
-                    column_types=dict.fromkeys(names, pa.string()),
-                    strings_can_be_null=True,
-                    null_values=[""],
-                    quoted_strings_can_be_null=False,
-                ),
+                parse_options=pa_csv.ParseOptions(invalid_row_handler=_keep_aside(path, bad)),
+                convert_options=options,
             )
-            break
+            return table.to_pandas(), pd.DataFrame(bad, columns=MALFORMED_COLUMNS)
         except pa.ArrowInvalid as exc:
-            if "UTF8" in str(exc) or "utf8" in str(exc).lower():
-                raise BatchError(
-                    f"cannot read {path}: not valid UTF-8 ({_first_bad_utf8(path)}); "
-                    "re-export the file as UTF-8"
-                ) from exc
-            if "straddl" not in str(exc):
-                raise
-    else:
-        raise BatchError(
-            f"cannot read {path}: a field is longer than {CSV_BLOCK_SIZES[-1] >> 20} MiB"
-        )
-    malformed = pd.DataFrame(bad, columns=["file", "line", "raw_line", "reason"])
-    return table.to_pandas(), malformed
+            _raise_unless_straddling(path, exc)
+    raise BatchError(f"cannot read {path}: a field is longer than {CSV_BLOCK_SIZES[-1] >> 20} MiB")
 
 
-def read_landed(root: Path, table: str, ds: date) -> Landed:
-    """Read every Parquet or CSV file of one landing partition.
+def readable_files(root: Path, table: str, ds: date) -> list[Path]:
+    """The files of one landing partition that hold rows, every one of them readable.
 
     Raises:
-        BatchError: the partition is missing, a file cannot be read, or two
-            files hold identical content (the same file landed twice).
+        BatchError: the partition is missing, a hidden or marker file has
+            content, a file is of no readable format, or two files hold
+            identical content (the same file landed twice).
     """
     folder = partition_dir(root, table, ds)
     if not folder.exists():
@@ -300,28 +356,165 @@ def read_landed(root: Path, table: str, ds: date) -> Landed:
                     "content (the same file landed twice); remove one and re-run"
                 )
             seen[digest] = path
+    return files
+
+
+def _concat(frames: list[pd.DataFrame], columns: list[str]) -> pd.DataFrame:
+    frames = [f for f in frames if len(f.columns) or len(f)]
+    if not frames:
+        return pd.DataFrame(columns=columns)
+    return pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
+
+
+def read_landed(root: Path, table: str, ds: date) -> Landed:
+    """Read every Parquet or CSV file of one landing partition.
+
+    Raises:
+        BatchError: see :func:`readable_files`, or a file cannot be read.
+    """
+    files = readable_files(root, table, ds)
     frames, malformed = [], []
     for path in files:
-        try:
+        with _reading(table, ds, path):
             if _format(path) == ".parquet":
                 frames.append(pq.read_table(path).to_pandas())
             else:
                 frame, bad = read_csv_strings(path)
                 frames.append(frame)
                 malformed.append(bad)
-        except BatchError as exc:
-            raise BatchError(f"{table} ds={ds}: {exc}") from exc
-        except Exception as exc:  # the reader's own message names what broke
-            raise BatchError(f"{table} ds={ds}: cannot read {path}: {printable(str(exc))}") from exc
     frame = pd.DataFrame()
     if frames:
         frame = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
-    bad_lines = (
-        pd.concat(malformed, ignore_index=True)
-        if malformed
-        else pd.DataFrame(columns=["file", "line", "raw_line", "reason"])
+    return Landed(frame=frame, malformed=_concat(malformed, MALFORMED_COLUMNS), files=files)
+
+
+@contextmanager
+def _reading(table: str, ds: date, path: Path) -> Iterator[None]:
+    """Turn any failure to read ``path`` into a :class:`BatchError` naming it."""
+    try:
+        yield
+    except BatchError as exc:
+        raise BatchError(f"{table} ds={ds}: {exc}") from exc
+    except Exception as exc:  # the reader's own message names what broke
+        raise BatchError(f"{table} ds={ds}: cannot read {path}: {printable(str(exc))}") from exc
+
+
+# --- a day too large to hold: spilled to disk in slices by key ----------------------
+
+
+@dataclass
+class SpilledDay:
+    """One landing partition split into slices on disk; every row of an id is in one slice.
+
+    Slices are Arrow IPC files, one per (slice, landed file), so a slice reads
+    back as the rows of every file whose key hashes to it. Malformed CSV lines
+    (no key to hash) travel with slice 0.
+    """
+
+    rows: int
+    malformed: pd.DataFrame
+    files: list[Path]
+    slices: list[list[Path]]
+
+    def read(self, number: int) -> pd.DataFrame:
+        frames = [pa.ipc.open_file(path).read_all().to_pandas() for path in self.slices[number]]
+        return _concat(frames, [])
+
+
+def slice_of(keys: pd.Series, slices: int) -> np.ndarray:
+    """Stable slice number of each key (as its string; a missing key hashes as itself)."""
+    text = keys.astype("string")
+    hashed = pd.util.hash_pandas_object(text, index=False).to_numpy()
+    return (hashed % np.uint64(slices)).astype(np.int64)
+
+
+def spill_landed(
+    root: Path, table: str, ds: date, key: str, slices: int, spill_dir: Path
+) -> SpilledDay:
+    """Stream one landing partition into ``slices`` slices by ``key`` under ``spill_dir``.
+
+    Memory stays at one read block whatever the size of the day.
+
+    Raises:
+        BatchError: as :func:`read_landed`, or a file lacks the ``key`` column.
+    """
+    files = readable_files(root, table, ds)
+    spill_dir.mkdir(parents=True, exist_ok=True)
+    paths: list[list[Path]] = [[] for _ in range(slices)]
+    malformed, rows = [], 0
+    for number, path in enumerate(files):
+        with _reading(table, ds, path):
+            if _format(path) == ".parquet":
+                batches: Iterator[pa.RecordBatch] = pq.ParquetFile(path).iter_batches(1 << 16)
+                bad = pd.DataFrame(columns=MALFORMED_COLUMNS)
+                rows += _spill_batches(batches, key, slices, spill_dir, number, paths, path)
+            else:
+                n, bad = _spill_csv(path, key, slices, spill_dir, number, paths)
+                rows += n
+            malformed.append(bad)
+    return SpilledDay(
+        rows=rows, malformed=_concat(malformed, MALFORMED_COLUMNS), files=files, slices=paths
     )
-    return Landed(frame=frame, malformed=bad_lines, files=files)
+
+
+def _spill_batches(
+    batches: Iterator[pa.RecordBatch],
+    key: str,
+    slices: int,
+    spill_dir: Path,
+    file_number: int,
+    paths: list[list[Path]],
+    source: Path,
+) -> int:
+    writers: dict[int, pa.ipc.RecordBatchFileWriter] = {}
+    rows = 0
+    try:
+        for batch in batches:
+            if key not in batch.schema.names:
+                raise BatchError(f"cannot read {source}: no {key!r} column")
+            numbers = slice_of(batch.column(key).to_pandas(), slices)
+            for number in np.unique(numbers):
+                part = batch.filter(pa.array(numbers == number))
+                if number not in writers:
+                    target = spill_dir / f"slice-{number}-file-{file_number}.arrow"
+                    writers[number] = pa.ipc.new_file(target, batch.schema)
+                    paths[number].append(target)
+                writers[number].write_batch(part)
+            rows += batch.num_rows
+    finally:
+        for writer in writers.values():
+            writer.close()
+    return rows
+
+
+def _spill_csv(
+    path: Path,
+    key: str,
+    slices: int,
+    spill_dir: Path,
+    file_number: int,
+    paths: list[list[Path]],
+) -> tuple[int, pd.DataFrame]:
+    names, options = _csv_options(path)
+    for block_size in CSV_BLOCK_SIZES:
+        bad: list[dict[str, object]] = []
+        kept = [list(p) for p in paths]
+        try:
+            reader = pa_csv.open_csv(
+                path,
+                read_options=pa_csv.ReadOptions(use_threads=False, block_size=block_size),
+                parse_options=pa_csv.ParseOptions(invalid_row_handler=_keep_aside(path, bad)),
+                convert_options=options,
+            )
+            rows = _spill_batches(iter(reader), key, slices, spill_dir, file_number, paths, path)
+            return rows, pd.DataFrame(bad, columns=MALFORMED_COLUMNS)
+        except pa.ArrowInvalid as exc:
+            _raise_unless_straddling(path, exc)
+            for number, before in enumerate(kept):  # start this file again, larger blocks
+                for spilled in paths[number][len(before) :]:
+                    spilled.unlink(missing_ok=True)
+                paths[number][:] = before
+    raise BatchError(f"cannot read {path}: a field is longer than {CSV_BLOCK_SIZES[-1] >> 20} MiB")
 
 
 def read_partition(root: Path, table: str, ds: date) -> pd.DataFrame:

@@ -43,6 +43,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 from clm.contracts import Contract
 
@@ -85,6 +86,7 @@ class ValidationOutcome:
     extra_columns: list[str] = field(default_factory=list)
     identifier: Any = None
     gx_success: bool = True
+    type_failures: pd.DataFrame = field(default_factory=pd.DataFrame)
 
 
 def quiet_gx() -> None:
@@ -193,34 +195,77 @@ def coerce(raw: pd.DataFrame, contract: Contract) -> tuple[pd.DataFrame, pd.Seri
     return typed, reasons
 
 
-def _refuse_unparseable_columns(
-    raw: pd.DataFrame, typed: pd.DataFrame, contract: Contract, max_share: float
-) -> None:
-    """A column that is mostly unparseable on a day is a wrong type, not bad rows."""
-    for col, kind in contract.columns.items():
+def type_failures(raw: pd.DataFrame, typed: pd.DataFrame, contract: Contract) -> pd.DataFrame:
+    """Per (ds, column): values present, values that failed to parse, and one example."""
+    columns = ["ds", "column", "present", "failed", "example"]
+    out = []
+    for col in contract.columns:
         if col not in raw.columns or len(raw) == 0:
             continue
         present = raw[col].notna()
         failed = present & typed[col].isna()
-        if not failed.any():
-            continue
+        # Counted also when nothing failed: a sliced day sums its slices.
         per_day = pd.DataFrame({"ds": raw["ds"], "present": present, "failed": failed})
-        per_day = per_day.groupby("ds")[["present", "failed"]].sum()
-        wrong = per_day[
-            (per_day["present"] >= MIN_VALUES_FOR_COLUMN_RULE)
-            & (per_day["failed"] > max_share * per_day["present"])
-        ]
-        if len(wrong):
-            day = wrong.index[0]
-            n_failed, n_present = int(wrong.iloc[0]["failed"]), int(wrong.iloc[0]["present"])
-            example = raw.loc[failed & (raw["ds"] == day), col].iloc[0]
-            raise BatchValidationError(
-                f"{contract.table} ds={day}: rule type({col}) failed for the whole column: "
-                f"{n_failed} of {n_present} value(s) are not a {kind} (e.g. {example!r}); "
-                "nothing written",
-                table=contract.table,
-                days=list(wrong.index),
-            )
+        per_day = per_day.groupby("ds")[["present", "failed"]].sum().reset_index()
+        examples = raw.loc[failed, col].groupby(raw.loc[failed, "ds"]).first()
+        per_day["example"] = per_day["ds"].map(examples)
+        out.append(per_day.assign(column=col))
+    return pd.concat(out, ignore_index=True)[columns] if out else pd.DataFrame(columns=columns)
+
+
+def refuse_unparseable_columns(
+    failures: pd.DataFrame, contract: Contract, max_share: float
+) -> None:
+    """A column that is mostly unparseable on a day is a wrong type, not bad rows.
+
+    ``failures`` holds :func:`type_failures` rows, possibly from several slices
+    of one day: they are summed first, so a sliced day is judged as a whole.
+
+    Raises:
+        BatchValidationError: naming the first such column and day.
+    """
+    if failures.empty:
+        return
+    totals = failures.groupby(["ds", "column"], sort=False).agg(
+        present=("present", "sum"), failed=("failed", "sum"), example=("example", "first")
+    )
+    wrong = totals[
+        (totals["present"] >= MIN_VALUES_FOR_COLUMN_RULE)
+        & (totals["failed"] > max_share * totals["present"])
+    ]
+    if len(wrong):
+        (day, col), first = wrong.index[0], wrong.iloc[0]
+        raise BatchValidationError(
+            f"{contract.table} ds={day}: rule type({col}) failed for the whole column: "
+            f"{int(first['failed'])} of {int(first['present'])} value(s) are not a "
+            f"{contract.columns[col]} (e.g. {first['example']!r}); nothing written",
+            table=contract.table,
+            days=sorted({d for d, _ in wrong.index}),
+        )
+
+
+def column_type_error_share(suite_path: Path) -> float:
+    meta = load_suite_json(suite_path).get("meta", {})
+    return float(meta.get("column_type_error_share", DEFAULT_COLUMN_TYPE_ERROR_SHARE))
+
+
+_ARROW_TYPES = {
+    "string": pa.string(),
+    "timestamp": pa.timestamp("ns", tz="UTC"),
+    "float": pa.float64(),
+    "int": pa.int64(),
+}
+
+
+def valid_schema(contract: Contract) -> pa.Schema:
+    """How validated rows are stored: the contract's columns, typed."""
+    return pa.schema([(c, _ARROW_TYPES[kind]) for c, kind in contract.columns.items()])
+
+
+def quarantine_schema(contract: Contract) -> pa.Schema:
+    """How quarantined rows are stored: every value as landed (text), the line, the reason."""
+    names = [*contract.columns, "raw_line", "reason"]
+    return pa.schema([(c, pa.string()) for c in names])
 
 
 # --- GX plumbing ---------------------------------------------------------------------
@@ -439,13 +484,16 @@ def validate_batch(
     malformed: pd.DataFrame | None = None,
     seen_before: pd.Series | None = None,
     customers_first_ds: pd.Series | None = None,
+    judge_columns: bool = True,
 ) -> ValidationOutcome:
     """Validate one or more days of a landing table in one GX run.
 
     ``raw`` carries a ``ds`` column. Rules are per row, per (ds, id) or per ds,
     so one run over many days flags exactly the rows that day-by-day runs would.
     ``malformed`` holds CSV lines that could not be split into fields; they go
-    to quarantine with their raw text.
+    to quarantine with their raw text. With ``judge_columns=False`` the caller
+    judges whole columns itself from ``outcome.type_failures`` (a day validated
+    in slices is judged over all of them).
 
     Raises:
         BatchValidationError: a required column is missing or of the wrong type,
@@ -458,16 +506,12 @@ def validate_batch(
     if extra:
         log.warning("%s: column(s) outside the contract are not carried on: %s", label, extra)
 
-    meta = load_suite_json(suite_path).get("meta", {})
     raw = raw.reset_index(drop=True)
     typed, reasons = coerce(raw, contract)
     typed["ds"] = raw["ds"].to_numpy()
-    _refuse_unparseable_columns(
-        raw,
-        typed,
-        contract,
-        float(meta.get("column_type_error_share", DEFAULT_COLUMN_TYPE_ERROR_SHARE)),
-    )
+    failures = type_failures(raw, typed, contract)
+    if judge_columns:
+        refuse_unparseable_columns(failures, contract, column_type_error_share(suite_path))
     batch = add_helper_columns(typed, contract, seen_before, customers_first_ds)
     run = run_suite(batch, suite_path, gx_dir, contract.table, label)
 
@@ -542,6 +586,7 @@ def validate_batch(
         extra_columns=extra,
         identifier=run.identifier,
         gx_success=bool(run.result.success),
+        type_failures=failures,
     )
 
 

@@ -1,4 +1,5 @@
 from datetime import date, timedelta
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -143,3 +144,104 @@ def test_memory_is_budgeted_by_what_files_hold_not_their_size(
     assert uncompressed_bytes(parquet) > 20 * parquet.stat().st_size
     monkeypatch.setenv("CLM_INGEST_CHUNK_MB", "3")  # one day fits, two do not
     assert _chunks(get_settings(), days) == [[days[0]], [days[1]]]
+
+
+def _sorted(frame: pd.DataFrame) -> pd.DataFrame:
+    return frame.sort_values(list(frame.columns), ignore_index=True, key=lambda c: c.astype(str))
+
+
+def _runs(settings: Settings) -> pd.DataFrame:
+    from clm.warehouse import query
+
+    return query(
+        settings.warehouse,
+        "SELECT ds, table_name, landed, validated, quarantined, status, failures, warnings "
+        "FROM validation_runs ORDER BY ds, table_name",
+    )
+
+
+def test_a_day_over_the_budget_is_validated_in_slices_with_the_same_result(
+    small_shop: Settings, tmp_path, monkeypatch, caplog
+) -> None:
+    """A day too large to hold is streamed to disk and validated slice by slice.
+
+    Slices split by key, so a duplicate id in another file of the day, a
+    malformed line and every row rule give what one whole-day run gives.
+    """
+    import logging
+    import shutil
+
+    last, day = date(2024, 1, 8), date(2024, 1, 5)
+    orders = read_partition(small_shop.landing_dir, "orders", day)
+    late = orders.head(6).copy()
+    late.loc[late.index[1:], "order_id"] = [f"late-{i}" for i in range(5)]  # row 0: a duplicate
+    folder = partition_dir(small_shop.landing_dir, "orders", day)
+    text = late.to_csv(index=False) + "broken,line\n"
+    (folder / "late-export.CSV").write_text(text)
+
+    sliced_home = tmp_path / "sliced"
+    shutil.copytree(small_shop.landing_dir, sliced_home / "landing")
+    ingest(small_shop, last)
+    monkeypatch.setenv("CLM_HOME", str(sliced_home))
+    monkeypatch.setenv("CLM_INGEST_CHUNK_MB", "0.001")  # 1 KB: every day is sliced
+    sliced = get_settings()
+    with caplog.at_level(logging.INFO, logger="clm.ingest"):
+        ingest(sliced, last)
+    assert "orders ds=2024-01-05: slice 3/" in caplog.text
+    for root_a, root_b in (
+        (small_shop.validated_dir, sliced.validated_dir),
+        (small_shop.quarantine_dir, sliced.quarantine_dir),
+    ):
+        for table in ("customers", "orders", "events"):
+            a, b = _tree(root_a, table), _tree(root_b, table)
+            assert a.keys() == b.keys()
+            for d in a:
+                pd.testing.assert_frame_equal(_sorted(a[d]), _sorted(b[d]))
+    pd.testing.assert_frame_equal(_runs(small_shop), _runs(sliced))
+    bad = read_partition(sliced.quarantine_dir, "orders", day)
+    duplicate = bad[bad["order_id"] == orders["order_id"].iloc[0]]
+    assert len(duplicate) == 2 and duplicate["reason"].str.contains("repeated within the day").all()
+    assert bad["raw_line"].eq("broken,line").sum() == 1
+    assert list(sliced.home.joinpath("tmp").iterdir()) == []  # the spill is cleaned up
+
+
+def test_a_sliced_day_judges_a_column_over_the_whole_day(settings: Settings, monkeypatch) -> None:
+    """Whether a column is wrong "as a whole" is decided over the day, not per slice.
+
+    Every value of one slice is unparseable, a quarter of the day: those rows
+    are quarantined; a per-slice judgement would refuse the whole day.
+    """
+    import math
+
+    from clm.io import slice_of, uncompressed_bytes
+
+    day, budget_mb = date(2024, 3, 1), 0.004
+    ids = pd.Series([f"c{i:04d}" for i in range(400)])
+    good, bad = "2024-03-01T10:00:00", "not-a-timestamp-at"  # the same length: the same size
+
+    def land(signups: list[str]) -> Path:
+        folder = partition_dir(settings.landing_dir, "customers", day)
+        folder.mkdir(parents=True, exist_ok=True)
+        frame = pd.DataFrame(
+            {"customer_id": ids, "signup_ts": signups, "country": "DE", "acquisition_channel": "w"}
+        )
+        frame.to_csv(folder / "customers.csv", index=False)
+        return folder / "customers.csv"
+
+    path = land([good] * len(ids))
+    slices = math.ceil(uncompressed_bytes(path) / (budget_mb * 2**20))
+    assert slices >= 3
+    in_first = slice_of(ids, slices) == 0
+    land([bad if first else good for first in in_first])
+    monkeypatch.setenv("CLM_INGEST_CHUNK_MB", str(budget_mb))
+    report = ingest(get_settings(), day)
+    assert report.quarantined["customers"] == in_first.sum() < 0.5 * len(ids)
+    quarantined = read_partition(settings.quarantine_dir, "customers", day)
+    assert quarantined["reason"].str.contains("signup_ts is not a timestamp").all()
+    # A day where most values are wrong is still refused as a whole, with nothing written.
+    land([bad if i % 3 else good for i in range(len(ids))])
+    with pytest.raises(
+        BatchValidationError, match=r"customers ds=2024-03-01: rule type\(signup_ts\) .* 266 of 400"
+    ):
+        ingest(get_settings(), day)
+    assert len(read_partition(settings.quarantine_dir, "customers", day)) == in_first.sum()
