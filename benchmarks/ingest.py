@@ -55,9 +55,9 @@ if mode == "huge":
     folder = partition_dir(settings.landing_dir, "orders", date(2024, 1, 2))
     folder.mkdir(parents=True)
     with gzip.open(folder / "orders.csv.gz", "wt") as fh:
-        fh.write("order_id,customer_id,order_ts,amount,n_items,category,discount,status\n")
+        fh.write("order_id,customer_id,order_ts,amount,n_items,category,discount,status\\n")
         for start in range(0, n, 500_000):
-            fh.writelines(f"O{i},C{i % nc},2024-01-02T11:00:00,12.5,2,books,0.1,completed\n"
+            fh.writelines(f"O{i},C{i % nc},2024-01-02T11:00:00,12.5,2,books,0.1,completed\\n"
                           for i in range(start, min(n, start + 500_000)))
     out = {"gzip_mib": (folder / "orders.csv.gz").stat().st_size / 2**20}
 elif mode == "simulate":
@@ -71,7 +71,6 @@ else:
         ingest(settings, date(2024, 1, 1))
         if mode == "whole":
             os.environ["CLM_INGEST_CHUNK_MB"] = "1000000"
-            get_settings.cache_clear()
             settings = get_settings()
         last = date(2024, 1, 2)
         t = time.perf_counter()

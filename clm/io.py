@@ -258,7 +258,9 @@ def _csv_options(path: Path) -> tuple[list[str], pa_csv.ConvertOptions]:
         header_line = fh.readline()
     if not header_line.strip():
         raise BatchError(f"cannot read {path}: the file is empty (no header line)")
-    names = next(csv.reader([header_line]))
+    # Arrow drops a UTF-8 byte order mark from the first name: so must the options,
+    # or that column would be type-inferred ("00123" read as the number 123).
+    names = next(csv.reader([header_line.removeprefix("\ufeff")]))
     return names, pa_csv.ConvertOptions(
         column_types=dict.fromkeys(names, pa.string()),
         strings_can_be_null=True,
@@ -294,6 +296,13 @@ def _raise_unless_straddling(path: Path, exc: pa.ArrowInvalid) -> None:
         raise exc
 
 
+def _all_strings(path: Path, schema: pa.Schema) -> None:
+    """Every CSV column is read as text; a typed one means the header was misread."""
+    typed = [f"{f.name} ({f.type})" for f in schema if f.type != pa.string()]
+    if typed:
+        raise BatchError(f"cannot read {path}: column(s) {typed} were not read as text")
+
+
 def read_csv_strings(path: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Read a CSV (optionally gzip) with every column as a string.
 
@@ -315,6 +324,7 @@ def read_csv_strings(path: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
                 parse_options=pa_csv.ParseOptions(invalid_row_handler=_keep_aside(path, bad)),
                 convert_options=options,
             )
+            _all_strings(path, table.schema)
             return table.to_pandas(), pd.DataFrame(bad, columns=MALFORMED_COLUMNS)
         except pa.ArrowInvalid as exc:
             _raise_unless_straddling(path, exc)
@@ -506,6 +516,7 @@ def _spill_csv(
                 parse_options=pa_csv.ParseOptions(invalid_row_handler=_keep_aside(path, bad)),
                 convert_options=options,
             )
+            _all_strings(path, reader.schema)
             rows = _spill_batches(iter(reader), key, slices, spill_dir, file_number, paths, path)
             return rows, pd.DataFrame(bad, columns=MALFORMED_COLUMNS)
         except pa.ArrowInvalid as exc:

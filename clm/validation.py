@@ -102,7 +102,7 @@ def _label(table: str, days: list[date]) -> str:
 
 
 def require_columns(raw: pd.DataFrame, contract: Contract, label: str) -> None:
-    """Refuse a batch that lacks a required column of the contract.
+    """Refuse a batch that lacks a required column of the contract, or repeats a column.
 
     A missing column next to an unexpected one with a similar name is reported
     as a probable rename.
@@ -110,6 +110,13 @@ def require_columns(raw: pd.DataFrame, contract: Contract, label: str) -> None:
     Raises:
         BatchValidationError: naming the table and ds, the missing and found columns.
     """
+    repeated = sorted({str(c) for c in raw.columns[raw.columns.duplicated()]})
+    if repeated:
+        raise BatchValidationError(
+            f"{label}: rule expect_table_columns_to_match_set failed: column(s) {repeated} "
+            f"appear more than once in the header; {len(raw)} row(s) refused, nothing written",
+            table=contract.table,
+        )
     missing = [c for c in contract.required if c not in raw.columns]
     if not missing:
         return

@@ -215,6 +215,29 @@ def _spike(settings: Settings) -> None:
     land(settings, "orders", D1, _orders(D1, 100, 12 * N_ORDERS), "part.parquet")
 
 
+def _bom_csv(settings: Settings) -> None:
+    """Excel's "CSV UTF-8": a byte order mark before the header; ids with leading zeros."""
+    frame = _orders(D1, 100, N_ORDERS).assign(order_id=lambda f: "00" + f["order_id"].str[1:])
+    folder = partition_dir(settings.landing_dir, "orders", D1)
+    shutil.rmtree(folder)
+    folder.mkdir(parents=True)
+    (folder / "orders.csv").write_text("\ufeff" + frame.to_csv(index=False), encoding="utf-8")
+
+
+def _ids_kept_as_text(settings: Settings) -> None:
+    ids = read_partition(settings.validated_dir, "orders", D1)["order_id"]
+    assert ids.str.startswith("00").all() and len(ids) == N_ORDERS, ids.tolist()
+
+
+def _repeated_header(settings: Settings) -> None:
+    frame = _orders(D1, 100, N_ORDERS)
+    text = frame.to_csv(index=False).replace("discount,status", "amount,status", 1)
+    folder = partition_dir(settings.landing_dir, "orders", D1)
+    shutil.rmtree(folder)
+    folder.mkdir(parents=True)
+    (folder / "orders.csv").write_text(text)
+
+
 def _duplicate_within(frame: pd.DataFrame) -> pd.DataFrame:
     frame.loc[1, "order_id"] = frame.loc[0, "order_id"]
     return frame
@@ -235,6 +258,7 @@ class Case:
     fails: str | None = None  # regex of the BatchValidationError message
     warning: str | None = None
     table: str = "orders"
+    check: Callable[[Settings], None] | None = None  # what else must hold afterwards
 
 
 CATALOGUE = [
@@ -315,6 +339,10 @@ CATALOGUE = [
          fails=r"cannot read .*orders.parquet: .*Parquet magic bytes not found"),
     Case("10x volume spike (flagged, not held back)", _spike, quarantined=0,
          warning="volume above 10x the trailing 7-day mean"),
+    Case("CSV with a UTF-8 byte order mark (ids keep their leading zeros)", _bom_csv,
+         quarantined=0, check=_ids_kept_as_text),
+    Case("a column repeated in the header", _repeated_header,
+         fails=r"orders ds=2024-03-02: .*column\(s\) \['amount'\] appear more than once"),
 ]  # fmt: skip
 
 
@@ -372,6 +400,8 @@ def test_bad_input(shop: Settings, case: Case) -> None:
                 [D1, case.table],
             )
             assert case.warning in json.loads(warned.warnings.iloc[0])
+        if case.check:
+            case.check(shop)
 
     after = {p: sha256_file(p) for p in shop.landing_dir.rglob("*") if p.is_file()}
     assert after == before  # the gate never touches what landed
