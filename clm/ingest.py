@@ -17,6 +17,7 @@ import hashlib
 import json
 import logging
 import math
+import os
 import shutil
 import uuid
 from collections import Counter
@@ -438,7 +439,8 @@ def _ingest_days(
     report: IngestReport,
 ) -> None:
     """Validate ``days``, stage their partitions, commit them when every table passed; record."""
-    spill_dir = settings.home / "tmp" / f"ingest-{uuid.uuid4().hex}"
+    _forget_dead_spills(settings.home / "tmp")
+    spill_dir = settings.home / "tmp" / f"ingest-{os.getpid()}-{uuid.uuid4().hex[:8]}"
     staged: list[StagedPartition] = []
     landed_rows: dict[tuple[str, date], int] = {}
     try:
@@ -513,6 +515,27 @@ def _ingest_days(
             "rows": {t: landed_rows[(t, day)] for t in LANDING_TABLES},
         }
     _save_manifest(settings, manifest)
+
+
+def _forget_dead_spills(tmp: Path) -> None:
+    """Remove what an ingest killed mid-run (kill -9, a lost worker) left spilled."""
+    if not tmp.exists():
+        return
+    for folder in tmp.glob("ingest-*"):
+        pid = folder.name.split("-")[1]
+        if pid.isdigit() and not _alive(int(pid)):
+            log.info("removing %s, left by an ingest that did not finish", folder)
+            shutil.rmtree(folder, ignore_errors=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def _add(counts: dict[str, int], key: str, value: int) -> None:

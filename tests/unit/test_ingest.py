@@ -181,6 +181,8 @@ def test_a_day_over_the_budget_is_validated_in_slices_with_the_same_result(
 
     sliced_home = tmp_path / "sliced"
     shutil.copytree(small_shop.landing_dir, sliced_home / "landing")
+    dead = sliced_home / "tmp" / "ingest-999999999-0"  # left by an ingest killed mid-spill
+    dead.mkdir(parents=True)
     ingest(small_shop, last)
     monkeypatch.setenv("CLM_HOME", str(sliced_home))
     monkeypatch.setenv("CLM_INGEST_CHUNK_MB", "0.001")  # 1 KB: every day is sliced
