@@ -28,6 +28,11 @@ app = FastAPI(
     title="Customer segments",
     description="The CLM pipeline's daily segment tables, champions and validations.",
     dependencies=[Depends(requires_authenticated())],
+    # FastAPI serves its generated docs outside the app's dependencies: anonymous.
+    # The routes are two pages, not an API for clients: serve no docs at all.
+    docs_url=None,
+    redoc_url=None,
+    openapi_url=None,
 )
 
 _CSS = """

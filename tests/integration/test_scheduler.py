@@ -172,6 +172,43 @@ def test_every_day_is_processed_exactly_once(airflow: Airflow, chain: dict[str, 
     assert scored == sorted(scored)  # in order
 
 
+# Every route a user or a client can reach, Airflow's own and the plugin's.
+PROTECTED = (
+    "/api/v2/dags",
+    "/api/v2/dags/clm_ingest/dagRuns",
+    "/clm/segments",
+    "/clm/data-docs/index.html",
+    "/clm/docs",
+    "/clm/redoc",
+    "/clm/openapi.json",
+)
+
+
+def _status(url: str, token: str | None = None) -> int:
+    request = urllib.request.Request(url)
+    if token:
+        request.add_header("Authorization", f"Bearer {token}")
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return int(response.status)
+    except urllib.error.HTTPError as err:
+        return int(err.code)
+
+
+def test_nothing_is_served_to_anyone_not_signed_in(airflow: Airflow, chain: dict[str, Any]) -> None:
+    """Anonymous requests are refused on every route; the plugin serves no generated API docs."""
+    for path in PROTECTED:
+        assert _status(airflow.base + path) in (401, 403, 404), path
+    assert _status(airflow.base + "/clm/segments", airflow.token) == 200
+    for path in ("/clm/docs", "/clm/redoc", "/clm/openapi.json"):  # not even when signed in
+        assert _status(airflow.base + path, airflow.token) == 404, path
+    log = (airflow.home.parent / "airflow.log").read_text(errors="replace")
+    password = json.loads(
+        (airflow.home / "airflow" / "simple_auth_manager_passwords.json").read_text()
+    )["admin"]
+    assert password not in log  # the admin password is never printed
+
+
 def test_a_day_that_has_not_landed_fails_clearly_and_writes_nothing(
     airflow: Airflow, chain: dict[str, Any]
 ) -> None:
