@@ -13,10 +13,10 @@ TEST_WORKERS ?= 2
 MLFLOW_PORT ?= 5000
 
 .DEFAULT_GOAL := help
-.PHONY: help setup demo test test-fast lint typecheck format lock airflow mlflow data-docs up down bench clean
+.PHONY: help setup demo test test-fast lint typecheck format lock airflow mlflow data-docs up down up-local down-local status-local bench clean
 
 help: ## List the targets
-	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-10s\033[0m %s\n", $$1, $$2}'
+	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-13s\033[0m %s\n", $$1, $$2}'
 
 $(STAMP): requirements.lock pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -63,6 +63,16 @@ up: ## Start the production topology (docker compose; needs a Docker engine)
 
 down: ## Stop the production topology
 	docker compose down
+
+up-local: setup ## The production topology as processes (Postgres, Redis, MLflow server, Celery Airflow)
+	@scripts/system-deps
+	$(BIN)/clm stack up
+
+down-local: ## Stop the processes of make up-local (their data stays under CLM_HOME/stack)
+	$(BIN)/clm stack down
+
+status-local: ## Each process of make up-local: running or not, port, log
+	$(BIN)/clm stack status
 
 data-docs: ## Print where the Great Expectations data docs are (open it in a browser)
 	@$(BIN)/python -c "from clm.settings import get_settings; from clm.validation import docs_index; print(docs_index(get_settings().gx_dir).as_uri())"

@@ -16,6 +16,7 @@ from rich.text import Text
 
 from clm.console import InertRichHandler, console, styled
 from clm.settings import Settings, get_settings, parse_ds
+from clm.stack_cli import stack_app
 
 app = typer.Typer(
     help="Customer lifecycle pipeline: Airflow, Great Expectations, Feast, XGBoost, LightGBM "
@@ -37,6 +38,7 @@ import_app = typer.Typer(
     no_args_is_help=True,
 )
 app.add_typer(import_app, name="import")
+app.add_typer(stack_app, name="stack")
 log = logging.getLogger("clm")
 
 DEMO_DIRTY_RATE = 0.002  # the simulator's default: planted rows for the gate to catch

@@ -29,6 +29,13 @@ CHROMIUM_FLAGS = (
 )
 
 
+def text_with(*needles: str) -> str:
+    """A JavaScript expression: the page's visible text once it holds every needle, else null."""
+    checks = " && ".join(f"t.includes({json.dumps(n)})" for n in needles)
+    body = "const t = document.body ? document.body.innerText : '';"
+    return f"(() => {{ {body} return ({checks}) ? t : null; }})()"
+
+
 def chromium_path() -> str | None:
     return shutil.which("chromium") or shutil.which("chromium-browser")
 

@@ -31,6 +31,7 @@ import pytest
 
 from clm.airflow_api import AirflowAPI, serve, wait_for
 from tests.browser import browser, chromium_path
+from tests.browser import text_with as _text_with
 from tests.conftest import free_port, require_service
 from tests.integration.conftest import CLM, clm
 
@@ -306,12 +307,6 @@ _TRIGGER_BUTTON = (
     "Array.from(document.querySelectorAll('button'))"
     ".find(b => (b.innerText || '').trim() === 'Trigger')"
 )
-
-
-def _text_with(*needles: str) -> str:
-    checks = " && ".join(f"t.includes({json.dumps(n)})" for n in needles)
-    body = "const t = document.body ? document.body.innerText : '';"
-    return f"(() => {{ {body} return ({checks}) ? t : null; }})()"
 
 
 def _shot(page: Any, name: str) -> None:
