@@ -78,19 +78,20 @@ def status() -> None:
     """Each service: running or not, its pid, where it listens, its log."""
     from clm import stack as topology
 
-    table = Table(title="clm stack")
-    for column in ("service", "state", "pid", "where", "log"):
-        table.add_column(column)
-    rows = topology.status(get_settings())
+    settings = get_settings()
+    table = Table(title=f"clm stack of {settings.home}")
+    for column in ("service", "state", "pid", "where"):
+        table.add_column(column, no_wrap=True)
+    rows = topology.status(settings)
     for row in rows:
         table.add_row(
             row["service"],
             Text("running", style="green") if row["running"] else Text("stopped", style="red"),
             str(row["pid"] or ""),
             row["where"],
-            row["log"],
         )
     console.print(table)
+    console.print(styled("logs: {}/<service>.log", topology.Stack(settings).root / "logs"))
     if not all(r["running"] for r in rows):
         raise typer.Exit(1)
 

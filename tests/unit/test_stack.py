@@ -226,3 +226,23 @@ def test_the_process_stack_listens_only_on_localhost_and_keeps_secrets_off_comma
     for value in good.values():
         assert value not in command_lines
     assert "0.0.0.0" not in command_lines
+
+
+def test_clm_stack_up_refuses_the_placeholders_and_starts_nothing(tmp_path: Path) -> None:
+    import os
+
+    env = {k: v for k, v in os.environ.items() if k not in SECRETS and not k.startswith("CLM_")}
+    env |= stack._example_values() | {"CLM_HOME": str(tmp_path / "home")}
+    done = subprocess.run(
+        [str(Path(sys.executable).parent / "clm"), "stack", "up"],
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 1
+    out = done.stdout + done.stderr
+    assert "refusing to start" in out and "POSTGRES_PASSWORD is still the placeholder" in out
+    assert not (tmp_path / "home" / "stack" / "postgres").exists()
+    assert not (tmp_path / "home" / "stack" / "state.json").exists()
