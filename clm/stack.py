@@ -25,6 +25,7 @@ Nothing secret goes on a command line, where ``ps`` would show it.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -730,17 +731,22 @@ def _airflow_healthy(port: int) -> bool:
 
 
 def down(settings: Settings, echo: Callable[[str], None] = log.info) -> list[str]:
-    """Stop every process of the stack, newest first; data stays. Returns what was stopped."""
+    """Stop every process of the stack; data stays. Returns what was stopped.
+
+    Airflow's components stop together first (each finishes or hands back its
+    work), then the MLflow server, Redis and Postgres, which they depend on.
+    """
     stack = Stack(settings)
     state = stack.state()
     pids: dict[str, int] = state.get("pids", {})
-    stopped = []
-    for name in sorted(pids, key=SERVICES.index, reverse=True):
-        pid = pids[name]
-        if not _alive(pid):
+    alive = {name: pid for name, pid in pids.items() if _alive(pid)}
+    order = sorted(alive, key=SERVICES.index, reverse=True)
+    airflow = [n for n in order if n.startswith("airflow-")]
+    for group in (airflow, *([n] for n in order if n not in airflow)):
+        if not group:
             continue
-        echo(f"stopping {name}")
-        if name == "postgres":
+        echo("stopping " + ", ".join(group))
+        if group == ["postgres"]:
             subprocess.run(  # noqa: S603
                 [
                     *_as_postgres(),
@@ -757,31 +763,34 @@ def down(settings: Settings, echo: Callable[[str], None] = log.info) -> list[str
                 cwd=stack.root,
             )
         else:
-            _terminate(pid)
-        stopped.append(name)
+            _terminate([alive[n] for n in group])
     if state:
         state["pids"] = {}
         stack.save(state)
-    return stopped
+    return order
 
 
-def _terminate(pid: int, grace: float = 30) -> None:
-    """SIGTERM the process group of ``pid``, then SIGKILL what is left after ``grace``."""
-    try:
-        os.killpg(pid, signal.SIGTERM)
-    except ProcessLookupError:
-        return
+def _terminate(pids: list[int], grace: float = 30) -> None:
+    """SIGTERM the process groups of ``pids``, then SIGKILL what is left after ``grace``."""
+    for pid in pids:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(pid, signal.SIGTERM)
     deadline = time.monotonic() + grace
-    while time.monotonic() < deadline:
-        try:
-            os.killpg(pid, 0)
-        except ProcessLookupError:
-            return
+    left = list(pids)
+    while left and time.monotonic() < deadline:
+        left = [pid for pid in left if _group_alive(pid)]
         time.sleep(0.3)
+    for pid in left:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(pid, signal.SIGKILL)
+
+
+def _group_alive(pid: int) -> bool:
     try:
-        os.killpg(pid, signal.SIGKILL)
+        os.killpg(pid, 0)
     except ProcessLookupError:
-        pass
+        return False
+    return True
 
 
 def status(settings: Settings) -> list[dict[str, Any]]:

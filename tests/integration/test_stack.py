@@ -40,10 +40,10 @@ pytestmark = pytest.mark.slow
 
 ROOT = Path(__file__).resolve().parents[2]
 SHOTS = ROOT / "build" / "screenshots"
-START, DAYS = date(2024, 1, 1), 100
-LAST = START + timedelta(days=DAYS - 1)
+START, HISTORY = date(2024, 1, 1), 100
+LAST = START + timedelta(days=HISTORY - 1)
 DAY = LAST - timedelta(days=4)  # no champion yet: this run trains, promotes, then scores
-DAYS = (DAY, DAY + timedelta(days=1), DAY + timedelta(days=2))
+TRIGGERED = (DAY, DAY + timedelta(days=1), DAY + timedelta(days=2))
 ML = "workflowType=machine_learning"
 
 
@@ -93,11 +93,11 @@ def stack() -> Iterator[Running]:
         "CLM_HORIZON_DAYS": "30",
         "CLM_TRAIN_CUTOFFS": "2",
         "CLM_TRAIN_BASELINES": "false",
-        # a user's setting reaches every worker: train on Wednesdays, not on DAYS[1:]
+        # a user's setting reaches every worker: train on Wednesdays, not on TRIGGERED[1:]
         "CLM_TRAINING_WEEKDAY": "2",
     }
     env.pop("VIRTUAL_ENV", None)
-    clm(env, "simulate", "--customers", "300", "--start", START.isoformat(), "--days", str(DAYS))
+    clm(env, "simulate", "--customers", "300", "--start", START.isoformat(), "--days", str(HISTORY))
     started = time.monotonic()
     up = subprocess.run([CLM, "stack", "up"], env=env, capture_output=True, text=True, check=False)
     try:
@@ -121,23 +121,25 @@ def _ledger(home: Path) -> dict[str, Any]:
 
 @pytest.fixture(scope="module")
 def chain(stack: Running) -> dict[str, Any]:
-    """Unpause, trigger clm_ingest for DAYS, and wait until the workers have scored each.
+    """Unpause, trigger clm_ingest for TRIGGERED, and wait until the workers have scored each.
 
     The first day has no champion yet, so it trains before it scores; the next two
     are triggered back to back, as a user catching up would.
     """
     started = time.monotonic()
     stack.airflow.unpause()
-    first = stack.airflow.trigger("clm_ingest", {"ds": DAYS[0].isoformat()})
+    first = stack.airflow.trigger("clm_ingest", {"ds": TRIGGERED[0].isoformat()})
     assert stack.airflow.wait_run("clm_ingest", first) == "success", _logs(stack)
-    _wait_scored(stack, DAYS[0])
+    _wait_scored(stack, TRIGGERED[0])
     seconds = {"first day (with training)": time.monotonic() - started}
     later = time.monotonic()
-    runs = [first] + [stack.airflow.trigger("clm_ingest", {"ds": d.isoformat()}) for d in DAYS[1:]]
-    for day in DAYS[1:]:
+    runs = [first] + [
+        stack.airflow.trigger("clm_ingest", {"ds": d.isoformat()}) for d in TRIGGERED[1:]
+    ]
+    for day in TRIGGERED[1:]:
         _wait_scored(stack, day)
     wait_for(stack.airflow.settled, "the chain to settle", timeout=300)
-    seconds[f"{len(DAYS) - 1} more days"] = time.monotonic() - later
+    seconds[f"{len(TRIGGERED) - 1} more days"] = time.monotonic() - later
     print(f"days scored by the Celery workers: {seconds}")  # noqa: T201
     return {"ingest_runs": runs, "seconds": seconds}
 
@@ -199,10 +201,10 @@ def test_the_workers_ran_the_chain_and_segments_are_in_postgres(
         validated = con.execute(
             "SELECT ds, table_name, status FROM validation_runs WHERE ds >= %s", [DAY]
         ).fetchall()
-    assert list(per_day) == list(DAYS), "exactly the triggered days, each once"
+    assert list(per_day) == list(TRIGGERED), "exactly the triggered days, each once"
     assert min(per_day.values()) > 100
     tables = ("customers", "orders", "events", "customer_segments")
-    assert sorted(validated) == sorted((d, t, "passed") for d in DAYS for t in tables)
+    assert sorted(validated) == sorted((d, t, "passed") for d in TRIGGERED for t in tables)
 
 
 def test_runs_and_the_champion_are_on_the_mlflow_server(
@@ -307,7 +309,7 @@ def test_the_pages_of_the_running_stack(stack: Running, chain: dict[str, Any]) -
         _shot(page, "stack_airflow_score_run.png")
         page.goto(f"{api.base}/clm/segments")
         text = page.wait_for(text_with("Customer segments", "Champions"), timeout=60)
-        assert DAYS[-1].isoformat() in text
+        assert TRIGGERED[-1].isoformat() in text
         _shot(page, "stack_segments.png")
         user = f"admin:{stack.secrets['MLFLOW_ADMIN_PASSWORD']}".encode()
         page.call("Network.enable")
