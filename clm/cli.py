@@ -715,8 +715,7 @@ def models(ctx: typer.Context) -> None:
             r.reasons,
         )
     console.print(table)
-    from training.promotion import REGISTERED, current_champion
-    from training.train import setup_mlflow
+    from training.registry import REGISTERED, current_champion, setup_mlflow
 
     setup_mlflow(settings)
     import mlflow
@@ -744,9 +743,8 @@ def rollback(
     """
     settings = _setup()
     from clm import feature_store
-    from training.promotion import REGISTERED, SERVICES
-    from training.promotion import rollback as do_rollback
-    from training.train import setup_mlflow
+    from training.registry import REGISTERED, SERVICES, setup_mlflow
+    from training.registry import rollback as do_rollback
 
     if model not in REGISTERED.values():
         raise typer.BadParameter(

@@ -57,8 +57,7 @@ def champions(settings: Settings) -> list[dict[str, Any]]:
     """The version behind each ``@champion``, its run's metrics and a link into the MLflow UI."""
     from mlflow import MlflowClient
 
-    from training.promotion import REGISTERED, current_champion
-    from training.train import setup_mlflow
+    from training.registry import REGISTERED, current_champion, setup_mlflow
 
     setup_mlflow(settings)
     client = MlflowClient()

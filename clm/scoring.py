@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -26,6 +26,9 @@ from clm.segments import assign_segments, load_rules, summarize, transitions
 from clm.settings import Settings
 from clm.validation import BatchValidationError, check_output
 from clm.warehouse import Partition
+
+if TYPE_CHECKING:
+    from training.registry import Champion
 
 log = logging.getLogger(__name__)
 TOP_REASONS = 3
@@ -44,21 +47,6 @@ class ScoreReport:
     drifted: list[str] = field(default_factory=list)
     retrain: bool = False
     seconds: dict[str, float] = field(default_factory=dict)
-
-
-class ChampionSchemaError(ValueError):
-    """The champion's inputs differ from the feature service: scoring with it is refused."""
-
-
-@dataclass
-class Champion:
-    """The model version behind ``@champion``, loaded."""
-
-    task: str
-    name: str
-    version: str
-    trained: Any
-    features: list[str]
 
 
 class Steps:
@@ -100,47 +88,6 @@ def top_reasons(contrib: np.ndarray, names: list[str], k: int = TOP_REASONS) -> 
     labels = np.asarray(names, dtype=object)[order]
     positive = np.take_along_axis(contrib, order, axis=1) > 0
     return [", ".join(row[mask]) or "none" for row, mask in zip(labels, positive, strict=True)]
-
-
-def load_champions(settings: Settings) -> dict[str, Champion]:
-    """Load the version behind each ``@champion``, by number: the alias may move mid-run.
-
-    Raises:
-        RuntimeError: if a registered model has no champion yet.
-    """
-    from mlflow import MlflowClient
-
-    from clm import feature_store
-    from training.promotion import (
-        ALIAS,
-        REGISTERED,
-        SERVICES,
-        load_version,
-        model_features,
-        schema_problem,
-    )
-    from training.train import setup_mlflow
-
-    setup_mlflow(settings)
-    client = MlflowClient()
-    out = {}
-    for task, name in REGISTERED.items():
-        try:
-            version = str(client.get_model_version_by_alias(name, ALIAS).version)
-        except Exception as exc:
-            raise RuntimeError(
-                f"no models:/{name}@{ALIAS}: train a model first (trigger clm_train or `clm run`)"
-            ) from exc
-        uri = f"models:/{name}/{version}"
-        features = model_features(uri)
-        problem = schema_problem(features, feature_store.feature_names(settings, SERVICES[task]))
-        if problem:
-            raise ChampionSchemaError(
-                f"{name}@{ALIAS} (v{version}): {problem}; nothing scored. Roll the alias to a "
-                "version trained on this feature service (`clm models rollback`) or retrain"
-            )
-        out[task] = Champion(task, name, version, load_version(uri), features)
-    return out
 
 
 def _check_output(settings: Settings, out: pd.DataFrame, ds: date) -> pd.DataFrame:
@@ -245,6 +192,8 @@ def score_day(
     steps = Steps(on_step)
     rules = load_rules(settings.segments_config)
     with steps("load champions"):
+        from training.registry import load_champions
+
         champions = load_champions(settings)
     with steps("load snapshot"):
         snapshot = load_snapshot(settings, ds)

@@ -254,7 +254,7 @@ def route(result: dict[str, Any], context: dict[str, Any]) -> list[str]:
     Returns the task ids to follow; none when the run processed no day.
     """
     from clm import ledger
-    from training.train import champion_exists
+    from training.registry import champion_exists
 
     days = [parse_ds(d) for d in result.get("days", [])]
     if not days:
@@ -401,7 +401,7 @@ def score(context: dict[str, Any]) -> dict[str, Any]:
     from clm import ledger
     from clm.assets import SEGMENTS
     from clm.scoring import score_day
-    from training.train import champion_exists
+    from training.registry import champion_exists
 
     settings = _settings()
     reports = []

@@ -328,8 +328,9 @@ def _track(
     """Log the comparison to ``clm-<task>-evaluate`` in the pipeline's MLflow."""
     import mlflow
 
+    from training.registry import setup_mlflow
     from training.tracking import log_candidates
-    from training.train import git_sha, setup_mlflow
+    from training.train import git_sha
 
     experiment = f"clm-{task}-evaluate"
     setup_mlflow(base, [experiment])

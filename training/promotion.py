@@ -5,7 +5,7 @@ it registers the challenger with the decision and its reasons as tags (one
 call), moves the alias when promoted, records the decision in the
 ``model_promotions`` warehouse table, and marks the version ``state=done``.
 A run that dies in between leaves ``state=pending``; the next decision
-retires such versions first (:func:`retire_unfinished`).
+retires such versions first (:func:`training.registry.retire_unfinished`).
 
 Every move of the alias checks the model's inputs against the feature service:
 a promotion never happens with another schema, and neither does a rollback.
@@ -17,31 +17,13 @@ import logging
 import math
 from dataclasses import dataclass, field
 from datetime import date
-from typing import Any
 
 import pandas as pd
 
 from clm import warehouse
+from training.registry import ALIAS, DONE, PENDING, REGISTERED
 
 log = logging.getLogger(__name__)
-ALIAS = "champion"
-REGISTERED = {"churn": "clm-churn", "clv": "clm-clv"}
-SERVICES = {"churn": "churn_v1", "clv": "clv_v1"}  # the feature service of each task
-DONE, PENDING = "done", "pending"
-
-
-def schema_problem(features: list[str], expected: list[str]) -> str | None:
-    """Why a model's input columns differ from the feature service's (None if they match)."""
-    if list(features) == list(expected):
-        return None
-    missing = sorted(set(expected) - set(features))
-    extra = sorted(set(features) - set(expected))
-    if missing or extra:
-        return (
-            f"its features differ from the feature service's "
-            f"(missing {missing or 'none'}, unknown {extra or 'none'})"
-        )
-    return "its features are in another order than the feature service's"
 
 
 @dataclass
@@ -106,49 +88,6 @@ def decide(
     return Decision(ok, reasons)
 
 
-def current_champion(client: Any, name: str) -> Any | None:
-    """The model version behind ``@champion``, or None."""
-    from mlflow.exceptions import MlflowException
-
-    try:
-        return client.get_model_version_by_alias(name, ALIAS)
-    except MlflowException:
-        return None
-
-
-def load_version(uri: str) -> Any:
-    """Load a registered model with its native flavor and its calibration.
-
-    Returns:
-        A :class:`training.models.Trained`.
-
-    Raises:
-        ValueError: if the model has neither an xgboost nor a lightgbm flavor.
-    """
-    import mlflow
-
-    from training.models import Calibration, Trained
-
-    info = mlflow.models.get_model_info(uri)
-    metadata = info.metadata or {}
-    task = metadata.get("task", "churn" if "clm-churn" in uri else "clv")
-    calibration = Calibration.from_dict(metadata.get("calibration"))
-    reference = metadata.get("reference")
-    if "xgboost" in info.flavors:
-        return Trained(mlflow.xgboost.load_model(uri), "xgboost", task, calibration, reference)
-    if "lightgbm" in info.flavors:
-        return Trained(mlflow.lightgbm.load_model(uri), "lightgbm", task, calibration, reference)
-    raise ValueError(f"{uri}: no xgboost or lightgbm flavor in {sorted(info.flavors)}")
-
-
-def model_features(uri: str) -> list[str]:
-    """Input column names from the logged signature."""
-    import mlflow
-
-    signature = mlflow.models.get_model_info(uri).signature
-    return [] if signature is None else list(signature.inputs.input_names())
-
-
 def promote(
     *,
     task: str,
@@ -209,82 +148,3 @@ def promote(
     warehouse.replace_partition(warehouse_url, "model_promotions", row, ds=ds, model_name=name)
     client.set_model_version_tag(name, version, "state", DONE)
     return str(version)
-
-
-def _unfinished(version: Any) -> bool:
-    tags = version.tags or {}
-    return "decision" not in tags or tags.get("state") == PENDING
-
-
-def retire_unfinished(client: Any, name: str, by: str) -> list[str]:
-    """Retire the versions a crashed run registered but never finished deciding.
-
-    Such a version has no decision tag, or ``state=pending``: the run died
-    between registering it and recording the outcome. It is tagged
-    ``decision=retired`` with the reason; if the alias already points at it
-    (the crash came after the move), it stays champion and is only marked done.
-
-    Returns:
-        The versions retired.
-    """
-    champion = current_champion(client, name)
-    retired = []
-    for version in client.search_model_versions(f"name = '{name}'"):
-        if not _unfinished(version):
-            continue
-        number = str(version.version)
-        if champion is not None and str(champion.version) == number:
-            client.set_model_version_tag(name, number, "state", DONE)
-            continue
-        client.set_model_version_tag(name, number, "decision", "retired")
-        client.set_model_version_tag(
-            name,
-            number,
-            "reasons",
-            f"the run that registered it stopped before deciding; retired by {by}",
-        )
-        client.set_model_version_tag(name, number, "state", DONE)
-        log.warning("%s v%s: unfinished promotion, retired by %s", name, number, by)
-        retired.append(number)
-    return retired
-
-
-def rollback(name: str, version: str, expected: list[str], override_reason: str = "") -> None:
-    """Point ``@champion`` at another version.
-
-    The version's inputs must match the feature service (``expected``), with
-    no exception. A version that was never promoted (kept out, retired, or
-    unfinished) moves only with ``override_reason``, which is recorded on it.
-
-    Raises:
-        mlflow.exceptions.MlflowException: if the version does not exist.
-        ValueError: the schema differs, or an override is needed and missing.
-    """
-    from datetime import UTC, datetime
-
-    from mlflow import MlflowClient
-
-    client = MlflowClient()
-    target = client.get_model_version(name, version)
-    problem = schema_problem(model_features(f"models:/{name}/{version}"), expected)
-    if problem:
-        raise ValueError(f"{name} v{version}: {problem}; scoring cannot use it")
-    tags = target.tags or {}
-    promoted = tags.get("decision") == "promote" and not _unfinished(target)
-    if not promoted and not override_reason.strip():
-        raise ValueError(
-            f"{name} v{version} was never promoted (decision: {tags.get('decision', 'none')}); "
-            "to make it champion anyway, give the reason with --override-reason"
-        )
-    previous = current_champion(client, name)
-    client.set_registered_model_alias(name, ALIAS, version)
-    record = {
-        "rolled_back_to": "true",
-        "rolled_back_at": datetime.now(UTC).isoformat(timespec="seconds"),
-        "rolled_back_from": "none" if previous is None else str(previous.version),
-    }
-    if override_reason.strip():
-        record["override_reason"] = override_reason.strip()
-    for key, value in record.items():
-        client.set_model_version_tag(name, version, key, value)
-    log.info("%s@%s -> v%s (%s)", name, ALIAS, version, override_reason or "rollback")

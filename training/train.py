@@ -19,15 +19,15 @@ from clm.settings import PROJECT_ROOT, Settings
 from training.baselines import BTYD
 from training.compare import PRIMARY, Candidate, TaskData, best_model, run_candidates, task_data
 from training.metrics import score
-from training.promotion import (
+from training.promotion import decide, promote
+from training.registry import (
     REGISTERED,
     SERVICES,
     current_champion,
-    decide,
     load_version,
     model_features,
-    promote,
     retire_unfinished,
+    setup_mlflow,
 )
 from training.tracking import log_candidates
 
@@ -160,40 +160,6 @@ def git_sha() -> str:
         return out.stdout.strip()
     except (OSError, subprocess.CalledProcessError):
         return "unknown"
-
-
-EXPERIMENT_KIND_TAG, EXPERIMENT_KIND = "mlflow.experimentKind", "custom_model_development"
-
-
-def setup_mlflow(settings: Settings, experiments: list[str] | None = None) -> None:
-    """Point MLflow at the configured tracking server and make the experiments exist."""
-    import mlflow
-
-    mlflow.set_tracking_uri(settings.tracking_uri)
-    mlflow.set_registry_uri(settings.tracking_uri)
-    (settings.home / "mlflow").mkdir(parents=True, exist_ok=True)
-    client = mlflow.MlflowClient()
-    for name in experiments or list(REGISTERED.values()):
-        if client.get_experiment_by_name(name) is None:
-            location = None
-            if settings.tracking_uri.startswith("sqlite:"):
-                location = (settings.mlflow_artifacts / name).as_uri()
-            client.create_experiment(name, artifact_location=location)
-        # Without it, MLflow 3 may open the experiment on its GenAI (traces) view.
-        experiment = client.get_experiment_by_name(name)
-        if experiment is not None and experiment.tags.get(EXPERIMENT_KIND_TAG) != EXPERIMENT_KIND:
-            client.set_experiment_tag(
-                experiment.experiment_id, EXPERIMENT_KIND_TAG, EXPERIMENT_KIND
-            )
-
-
-def champion_exists(settings: Settings) -> bool:
-    """True when both registered models have a ``champion`` alias."""
-    import mlflow
-
-    setup_mlflow(settings)
-    client = mlflow.MlflowClient()
-    return all(current_champion(client, name) is not None for name in REGISTERED.values())
 
 
 def train(

@@ -106,7 +106,7 @@ def test_mlflow_has_both_families_and_the_champion_alias(pipeline) -> None:
     _, settings = pipeline
     import mlflow
 
-    from training.train import setup_mlflow
+    from training.registry import setup_mlflow
 
     setup_mlflow(settings)  # tracking and registry: an earlier test may have moved either
     client = mlflow.MlflowClient()

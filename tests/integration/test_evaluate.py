@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 
 from clm.cli import app
 from clm.settings import Settings
-from training.train import setup_mlflow
+from training.registry import setup_mlflow
 
 pytestmark = pytest.mark.slow
 

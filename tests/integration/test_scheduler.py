@@ -267,7 +267,7 @@ def test_the_pages_a_user_opens(airflow: Airflow, chain: dict[str, Any]) -> None
             _shot(page, "airflow_train_trigger.png")
 
             from clm.settings import get_settings
-            from training.train import setup_mlflow
+            from training.registry import setup_mlflow
 
             settings = get_settings(home=airflow.home)
             setup_mlflow(settings)

@@ -85,7 +85,7 @@ def test_every_column_and_table_is_filled(scored_shop: ScoredShop, day_by_day) -
 
     from mlflow import MlflowClient
 
-    from training.train import setup_mlflow
+    from training.registry import setup_mlflow
 
     setup_mlflow(settings)
     client = MlflowClient()
@@ -241,9 +241,8 @@ def test_a_champion_with_another_schema_is_refused(
     import numpy as np
     import xgboost
 
-    from clm.scoring import ChampionSchemaError, score_day
-    from training.promotion import current_champion
-    from training.train import setup_mlflow
+    from clm.scoring import score_day
+    from training.registry import ChampionSchemaError, current_champion, setup_mlflow
 
     settings = _settings(scored_shop)
     monkeypatch.setenv("CLM_HOME", str(scored_shop.home))

@@ -22,8 +22,9 @@ from clm.settings import Settings
 from training import models
 from training.compare import Candidate, task_data
 from training.metrics import score
-from training.promotion import REGISTERED, current_champion, decide, rollback
-from training.train import _decide_and_promote, setup_mlflow
+from training.promotion import decide
+from training.registry import REGISTERED, current_champion, rollback, setup_mlflow
+from training.train import _decide_and_promote
 
 NAMES = ["f0", "f1", "f2"]
 DS = date(2024, 6, 1)
