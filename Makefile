@@ -30,19 +30,21 @@ setup: $(STAMP) ## Create .venv and install the pinned dependencies (quick when 
 demo: setup ## Simulate a shop, run it through Airflow with weekly training, print a summary
 	$(BIN)/clm demo
 
-test: setup ## Run the whole test suite (ruff, mypy, unit, DAG integrity, end to end)
+test: setup ## Run the whole test suite (ruff, mypy, the layering contract, unit, DAG integrity, end to end)
 	@scripts/system-deps
 	$(BIN)/ruff check .
 	$(BIN)/mypy
+	$(BIN)/lint-imports --no-cache
 	$(BIN)/pytest -q -n $(TEST_WORKERS) --dist loadscope --durations=15
 
 test-fast: setup ## Run the tests without the slow end-to-end ones
 	$(BIN)/pytest -q -n $(TEST_WORKERS) --dist loadscope -m "not slow"
 
-lint: setup ## ruff check, ruff format --check and mypy
+lint: setup ## ruff check, ruff format --check, mypy and the layering contract (lint-imports)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+	$(BIN)/lint-imports --no-cache
 
 format: setup ## Format the code with ruff
 	$(BIN)/ruff format .
