@@ -280,7 +280,7 @@ def demo(
 
 
 def _summary(settings: Settings, records: list[Any], last: date, seconds: float) -> None:
-    from clm import warehouse
+    from clm import queries
 
     console.rule(Text("Summary", style="bold"))
     landed: dict[str, int] = {}
@@ -338,12 +338,7 @@ def _summary(settings: Settings, records: list[Any], last: date, seconds: float)
                     "; ".join(decision["reasons"]),
                 )
             )
-    champions = warehouse.query(
-        settings.warehouse,
-        "SELECT DISTINCT churn_model_version, clv_model_version "
-        "FROM customer_segments WHERE ds = ?",
-        [last],
-    )
+    champions = queries.model_versions(settings.warehouse, last)
     for _, row in champions.iterrows():
         console.print(
             f"Champions used on {last}: clm-churn v{row.churn_model_version}, "
@@ -371,24 +366,21 @@ def _summary(settings: Settings, records: list[Any], last: date, seconds: float)
 
 def _latest_ds(settings: Settings, table: str, what: str) -> date:
     """The latest ds in a warehouse table, or exit with a hint when there is none."""
-    from clm import warehouse
+    from clm import queries
 
-    latest = warehouse.query(settings.warehouse, f"SELECT MAX(ds) AS ds FROM {table}")
-    if latest.empty or latest.ds.isna().all():
+    day = queries.latest_ds(settings.warehouse, table)
+    if day is None:
         console.print(f"no {what} yet: run `clm run` or `clm demo` first", style="yellow")
         raise typer.Exit(1)
-    day: date = latest.ds.iloc[0].date()
     return day
 
 
 def _print_segments(settings: Settings, ds: date | None) -> None:
-    from clm import warehouse
+    from clm import queries
 
     if ds is None:
         ds = _latest_ds(settings, "segment_summary", "segments")
-    summary = warehouse.query(
-        settings.warehouse, "SELECT * FROM segment_summary WHERE ds = ? ORDER BY segment", [ds]
-    )
+    summary = queries.day(settings.warehouse, "segment_summary", ds)
     if summary.empty:
         console.print(f"no segments for ds={ds}", style="yellow")
         raise typer.Exit(1)
@@ -406,12 +398,7 @@ def _print_segments(settings: Settings, ds: date | None) -> None:
         Text("all", style="bold"), Text(f"{summary.customers.sum():,}", style="bold"), "", ""
     )
     console.print(table)
-    stages = warehouse.query(
-        settings.warehouse,
-        "SELECT lifecycle_stage, next_best_action, COUNT(*) AS n FROM customer_segments "
-        "WHERE ds = ? GROUP BY ALL ORDER BY 1, 2",
-        [ds],
-    )
+    stages = queries.stage_actions(settings.warehouse, ds)
     st = Table(title=f"Lifecycle stage x next best action on {ds}")
     st.add_column("lifecycle_stage")
     st.add_column("next_best_action")
@@ -552,16 +539,12 @@ def validations(
     ds: Annotated[str | None, typer.Option(help="Day (default: the latest validated).")] = None,
 ) -> None:
     """Print the validation runs of a day: counts per table, failures, flags, data docs."""
-    from clm import warehouse
+    from clm import queries
     from clm.validation import docs_index
 
     settings = _setup()
     day = _date(ds, "--ds") if ds else _latest_ds(settings, "validation_runs", "validation runs")
-    runs = warehouse.query(
-        settings.warehouse,
-        "SELECT * FROM validation_runs WHERE ds = ? ORDER BY table_name",
-        [day],
-    )
+    runs = queries.day(settings.warehouse, "validation_runs", day)
     table = Table(title=f"Validation on {day}")
     for col in ("table", "status", "landed", "validated", "quarantined", "failures", "warnings"):
         table.add_column(
@@ -629,7 +612,7 @@ def customer(
 ) -> None:
     """Print a customer's online features (Feast) and latest segment row."""
     settings = _setup()
-    from clm import feature_store, warehouse
+    from clm import feature_store, queries
 
     started = time.perf_counter()
     store = feature_store.get_store(settings)
@@ -646,11 +629,7 @@ def customer(
         raise typer.Exit(1) from exc
     latency_ms = (time.perf_counter() - started) * 1000
     values = {k: v for k, v in features.items() if k != "customer_id"}
-    row = warehouse.query(
-        settings.warehouse,
-        "SELECT * FROM customer_segments WHERE customer_id = ? ORDER BY ds DESC LIMIT 1",
-        [customer_id],
-    )
+    row = queries.customer(settings.warehouse, customer_id)
     if row.empty and all(v is None for v in values.values()):
         console.print(
             f"unknown customer {customer_id!r}: no online features and no segment row",
@@ -680,11 +659,9 @@ def models(ctx: typer.Context) -> None:
     if ctx.invoked_subcommand is not None:
         return
     settings = _setup()
-    from clm import warehouse
+    from clm import queries
 
-    history = warehouse.query(
-        settings.warehouse, "SELECT * FROM model_promotions ORDER BY ds, model_name"
-    )
+    history = queries.promotions(settings.warehouse)
     if history.empty:
         console.print("no training runs yet", style="yellow")
         return

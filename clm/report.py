@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from clm import warehouse
+from clm import queries
 from clm.segments import STAGES
 from clm.settings import Settings
 
@@ -47,10 +47,7 @@ class DayData:
 
 def latest_ds(settings: Settings) -> date | None:
     """The latest scored day, or None."""
-    value = warehouse.query(settings.warehouse, "SELECT MAX(ds) AS ds FROM customer_segments")[
-        "ds"
-    ].iloc[0]
-    return None if value is None or pd.isna(value) else pd.Timestamp(value).date()
+    return queries.latest_ds(settings.warehouse)
 
 
 def champions(settings: Settings) -> list[dict[str, Any]]:
@@ -99,32 +96,19 @@ def day_data(settings: Settings, ds: date | None = None, with_champions: bool = 
     if ds is None:
         raise LookupError("no scored rows yet: run clm_score (clm run) first")
 
-    def rows(sql: str, *params: Any) -> pd.DataFrame:
-        return warehouse.query(url, sql, list(params))
-
-    segments = rows(
-        "SELECT customer_id, lifecycle_stage, churn_probability, expected_spend, value_tier, "
-        "rfm_segment, segment, next_best_action FROM customer_segments WHERE ds = ?",
-        ds,
-    )
+    segments = queries.segments(url, ds)
     if segments.empty:
         raise LookupError(f"no scored rows for ds={ds}: run clm_score for that day first")
-    previous = rows("SELECT MAX(ds) AS ds FROM customer_segments WHERE ds < ?", ds)["ds"].iloc[0]
     return DayData(
         ds=ds,
         segments=segments,
-        summary=rows("SELECT * FROM segment_summary WHERE ds = ? ORDER BY segment", ds),
-        transitions=rows("SELECT * FROM segment_transitions WHERE ds = ?", ds),
-        importance=rows(
-            "SELECT * FROM feature_importance WHERE ds = ? ORDER BY mean_abs_contribution DESC",
-            ds,
-        ),
-        drift=rows("SELECT * FROM drift WHERE ds = ? ORDER BY psi DESC", ds),
-        validations=rows("SELECT * FROM validation_runs WHERE ds = ? ORDER BY table_name", ds),
+        summary=queries.day(url, "segment_summary", ds),
+        transitions=queries.day(url, "segment_transitions", ds),
+        importance=queries.day(url, "feature_importance", ds),
+        drift=queries.day(url, "drift", ds),
+        validations=queries.day(url, "validation_runs", ds),
         champions=champions(settings) if with_champions else [],
-        previous_ds=None
-        if previous is None or pd.isna(previous)
-        else pd.Timestamp(previous).date(),
+        previous_ds=queries.latest_ds(url, before=ds),
     )
 
 

@@ -95,7 +95,7 @@ def render_page() -> str:
     """The page's HTML, from the warehouse and the MLflow registry."""
     import pandas as pd
 
-    from clm import warehouse
+    from clm import queries
     from clm.report import champions, day_data, transition_matrix
 
     settings = _settings()
@@ -172,11 +172,7 @@ def render_page() -> str:
         parts.append("<tr><td colspan=6>no champion yet</td></tr>")
     parts.append("</table>")
 
-    runs = warehouse.query(
-        settings.warehouse,
-        "SELECT v.* FROM validation_runs v JOIN (SELECT table_name, MAX(ds) AS ds "
-        "FROM validation_runs GROUP BY table_name) m USING (table_name, ds) ORDER BY table_name",
-    )
+    runs = queries.latest_validations(settings.warehouse)
     parts.append(
         "<h2>Latest validation results</h2><table><tr><th>table</th><th>ds</th>"
         "<th>landed</th><th>validated</th><th>quarantined</th><th>status</th>"

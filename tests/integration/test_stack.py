@@ -257,6 +257,17 @@ def test_a_customers_features_are_served_from_redis(stack: Running, chain: dict[
     assert keys > 100
 
 
+def test_the_cli_reads_the_postgres_warehouse(stack: Running, chain: dict[str, Any]) -> None:
+    env = stack.env | stack.stack_env
+    for argv in (["segments"], ["validations"], ["models"]):
+        shown = subprocess.run([CLM, *argv], env=env, capture_output=True, text=True, check=False)
+        assert shown.returncode == 0, shown.stdout + shown.stderr
+    segments = subprocess.run(
+        [CLM, "segments"], env=env, capture_output=True, text=True, check=False
+    ).stdout
+    assert f"Segments on {TRIGGERED[-1]}" in segments and "next_best_action" in segments
+
+
 def test_nobody_gets_in_without_signing_in(stack: Running) -> None:
     import psycopg
     import redis
