@@ -41,6 +41,7 @@ from datetime import date, timedelta
 from pathlib import Path
 os.environ["CLM_HOME"] = sys.argv[1]
 step, n, days = sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
+from clm.features import ENGAGEMENT_VIEW, ORDER_VIEW, snapshot_path
 from clm.settings import get_settings
 settings = get_settings()
 settings.export_env()
@@ -66,7 +67,7 @@ def apply(kind):
 
 def entities():
     import pandas as pd
-    ids = pd.read_parquet(settings.features_dir / "order_features" / f"ds={ds}",
+    ids = pd.read_parquet(snapshot_path(settings.features_dir, ORDER_VIEW, ds),
                           columns=["customer_id"])["customer_id"]
     return pd.DataFrame({"customer_id": ids, "event_timestamp": pd.Timestamp(ds, tz="UTC")})
 
@@ -98,9 +99,9 @@ elif step == "compute_naive":
     orders.to_parquet(target / "order_features.parquet")
     engagement.to_parquet(target / "engagement_features.parquet")
     out["wall"] = time.perf_counter() - t
-    ours = pd.read_parquet(settings.features_dir / "order_features" / f"ds={ds}")
+    ours = pd.read_parquet(snapshot_path(settings.features_dir, ORDER_VIEW, ds))
     assert_same(ours.drop(columns=["event_timestamp", "created_timestamp"]), orders)
-    ours = pd.read_parquet(settings.features_dir / "engagement_features" / f"ds={ds}")
+    ours = pd.read_parquet(snapshot_path(settings.features_dir, ENGAGEMENT_VIEW, ds))
     assert_same(ours.drop(columns=["event_timestamp", "created_timestamp"]), engagement)
     out["same_values"] = True
 elif step in ("materialize_ours", "materialize_naive", "materialize_redis"):

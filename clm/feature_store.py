@@ -11,7 +11,7 @@ from typing import Any
 
 import pandas as pd
 
-from clm.features import snapshot_timestamp
+from clm.features import snapshot_customers, snapshot_days, snapshot_timestamp
 from clm.io import BatchError
 from clm.settings import Settings
 
@@ -118,13 +118,10 @@ def materialize_range(settings: Settings, first: date, last: date) -> dict[str, 
     Returns:
         Rows per feature view in the snapshots of the interval.
     """
-    snapshot_days = [
-        date.fromisoformat(p.name[3:])
-        for p in (settings.features_dir / "order_features").glob("ds=*")
-    ]
-    if last not in snapshot_days:
+    days = snapshot_days(settings.features_dir)
+    if last not in days:
         raise BatchError(f"no feature snapshot for ds={last}: run clm_features for that day first")
-    newest = max(snapshot_days, default=last)
+    newest = max(days, default=last)
     if newest > last:
         log.info("snapshots up to %s exist: materializing through %s, not %s", newest, newest, last)
         last = newest
@@ -139,9 +136,7 @@ def materialize_range(settings: Settings, first: date, last: date) -> dict[str, 
         counts[view.name] = 0
         day = first
         while day <= last:
-            path = settings.features_dir / view.name / f"ds={day.isoformat()}"
-            if path.exists():
-                counts[view.name] += len(pd.read_parquet(path, columns=["customer_id"]))
+            counts[view.name] += snapshot_customers(settings.features_dir, view.name, day)
             day += timedelta(days=1)
     log.info("materialized %s into the online store for [%s, %s]", counts, start, end)
     return counts

@@ -20,7 +20,15 @@ from pathlib import Path
 import duckdb
 import pandas as pd
 
-from clm.io import BatchError, list_partitions, newest_partition, partition_glob, write_partition
+from clm.io import (
+    BatchError,
+    list_partitions,
+    newest_partition,
+    partition_dir,
+    partition_glob,
+    read_partition,
+    write_partition,
+)
 from clm.settings import LANDING_TABLES
 
 log = logging.getLogger(__name__)
@@ -247,6 +255,56 @@ def write_snapshot(features_dir: Path, validated_dir: Path, ds: date) -> Snapsho
         "features as of %s: %d customers, %d features", ds, len(orders), len(FEATURE_DESCRIPTIONS)
     )
     return SnapshotPaths(order_path, engagement_path, len(orders))
+
+
+VIEWS = (ORDER_VIEW, ENGAGEMENT_VIEW)
+
+
+def snapshot_path(features_dir: Path, view: str, ds: date) -> Path:
+    """Where one view's snapshot of ``ds`` lives (the Feast file source's partition)."""
+    return partition_dir(features_dir, view, ds)
+
+
+def snapshot_days(features_dir: Path) -> list[date]:
+    """Every day with a feature snapshot, oldest first."""
+    return list_partitions(features_dir, ORDER_VIEW)
+
+
+def has_snapshot(features_dir: Path, ds: date) -> bool:
+    """Whether the snapshot of ``ds`` has been written."""
+    return snapshot_path(features_dir, ORDER_VIEW, ds).exists()
+
+
+def snapshot_customers(features_dir: Path, view: str, ds: date) -> int:
+    """Rows of one view's snapshot of ``ds`` (0 when there is none)."""
+    path = snapshot_path(features_dir, view, ds)
+    return len(pd.read_parquet(path, columns=["customer_id"])) if path.exists() else 0
+
+
+def read_snapshot(features_dir: Path, ds: date) -> pd.DataFrame:
+    """Both views as of ``ds``, one row per customer, without Feast's timestamps.
+
+    Raises:
+        BatchError: if the snapshot for ds has not been computed.
+    """
+    if not has_snapshot(features_dir, ds):
+        raise BatchError(f"no feature snapshot for ds={ds}; run clm_features for that day first")
+    orders = read_partition(features_dir, ORDER_VIEW, ds)
+    engagement = read_partition(features_dir, ENGAGEMENT_VIEW, ds)
+    drop = ["event_timestamp", "created_timestamp"]
+    return orders.drop(columns=drop).merge(
+        engagement.drop(columns=drop), on="customer_id", how="left", validate="one_to_one"
+    )
+
+
+def ensure_snapshots(features_dir: Path, validated_dir: Path, days: list[date]) -> list[date]:
+    """Compute the snapshots that are missing for ``days``; return the days computed."""
+    made = []
+    for day in days:
+        if not has_snapshot(features_dir, day):
+            write_snapshot(features_dir, validated_dir, day)
+            made.append(day)
+    return made
 
 
 def training_cutoffs(ds: date, horizon_days: int, n_train: int, spacing_days: int) -> list[date]:

@@ -21,7 +21,8 @@ import numpy as np
 import pandas as pd
 
 from clm import warehouse
-from clm.io import BatchError, partition_dir, read_partition
+from clm.features import read_snapshot
+from clm.io import BatchError
 from clm.segments import assign_segments, load_rules, summarize, transitions
 from clm.settings import Settings
 from clm.validation import BatchValidationError, check_output
@@ -72,14 +73,7 @@ def load_snapshot(settings: Settings, ds: date) -> pd.DataFrame:
     Raises:
         BatchError: if the snapshot for ds has not been computed.
     """
-    if not partition_dir(settings.features_dir, "order_features", ds).exists():
-        raise BatchError(f"no feature snapshot for ds={ds}; run clm_features for that day first")
-    orders = read_partition(settings.features_dir, "order_features", ds)
-    engagement = read_partition(settings.features_dir, "engagement_features", ds)
-    drop = ["event_timestamp", "created_timestamp"]
-    return orders.drop(columns=drop).merge(
-        engagement.drop(columns=drop), on="customer_id", how="left", validate="one_to_one"
-    )
+    return read_snapshot(settings.features_dir, ds)
 
 
 def top_reasons(contrib: np.ndarray, names: list[str], k: int = TOP_REASONS) -> list[str]:

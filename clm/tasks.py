@@ -337,8 +337,7 @@ def plan_training(context: dict[str, Any]) -> str:
 @fail_fast
 def cutoff_features(ds: str, context: dict[str, Any]) -> list[str]:
     """Compute any missing feature snapshots at the training cutoffs."""
-    from clm.features import training_cutoffs
-    from training.train import ensure_snapshots
+    from clm.features import ensure_snapshots, training_cutoffs
 
     settings = _settings()
     cutoff = parse_ds(ds)
@@ -349,7 +348,10 @@ def cutoff_features(ds: str, context: dict[str, Any]) -> list[str]:
     )
     with _locked(settings, context):
         available = [c for c in cutoffs if c >= _first_validated(settings)]
-        return [d.isoformat() for d in ensure_snapshots(settings, available)]
+        return [
+            d.isoformat()
+            for d in ensure_snapshots(settings.features_dir, settings.validated_dir, available)
+        ]
 
 
 def _first_validated(settings: Settings) -> date:

@@ -12,8 +12,7 @@ import numpy as np
 import pandas as pd
 
 from clm import feature_store
-from clm.features import snapshot_timestamp, training_cutoffs, write_snapshot
-from clm.io import partition_dir
+from clm.features import ensure_snapshots, snapshot_timestamp, training_cutoffs
 from clm.labels import compute_labels
 from clm.settings import PROJECT_ROOT, Settings
 from training.baselines import BTYD
@@ -53,16 +52,6 @@ class TrainResult:
     rows: dict[str, int]
     metrics: dict[str, dict[str, dict[str, float]]] = field(default_factory=dict)
     decisions: dict[str, dict[str, Any]] = field(default_factory=dict)
-
-
-def ensure_snapshots(settings: Settings, days: list[date]) -> list[date]:
-    """Compute the feature snapshots that are missing for ``days``; return those computed."""
-    made = []
-    for day in days:
-        if not partition_dir(settings.features_dir, "order_features", day).exists():
-            write_snapshot(settings.features_dir, settings.validated_dir, day)
-            made.append(day)
-    return made
 
 
 def build_training_set(settings: Settings, ds: date, horizon_days: int) -> TrainingSet:
@@ -109,7 +98,7 @@ def build_set(
         raise ValueError(f"no labelled customers at any cutoff {cutoffs}")
     if split == "time" and len(used) < 2:
         raise ValueError(f"a time split needs two cutoffs with customers, got {used}")
-    made = ensure_snapshots(settings, used)
+    made = ensure_snapshots(settings.features_dir, settings.validated_dir, used)
     if made:
         log.info("computed missing feature snapshots for cutoffs %s", made)
     labels = pd.concat(frames, ignore_index=True)

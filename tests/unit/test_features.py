@@ -110,3 +110,30 @@ def test_no_orders_is_an_error(tmp_path) -> None:
 def test_training_cutoffs_end_at_the_last_complete_window() -> None:
     cutoffs = training_cutoffs(date(2024, 12, 31), 90, 2, 30)
     assert cutoffs == [date(2024, 8, 3), date(2024, 9, 2), date(2024, 10, 2)]
+
+
+def test_snapshots_have_one_layout_and_are_made_once(validated, tmp_path) -> None:
+    from clm.features import (
+        ENGAGEMENT_VIEW,
+        ORDER_VIEW,
+        ensure_snapshots,
+        has_snapshot,
+        read_snapshot,
+        snapshot_customers,
+        snapshot_days,
+    )
+    from clm.io import BatchError
+
+    features = tmp_path / "features"
+    earlier = date(2024, 4, 1)
+    assert not has_snapshot(features, DS) and snapshot_days(features) == []
+    with pytest.raises(BatchError, match="no feature snapshot for ds=2024-04-30"):
+        read_snapshot(features, DS)
+    assert ensure_snapshots(features, validated, [DS, earlier]) == [DS, earlier]
+    assert ensure_snapshots(features, validated, [DS, earlier]) == []  # nothing missing
+    assert snapshot_days(features) == [earlier, DS]
+    both = read_snapshot(features, DS)
+    assert set(both["customer_id"]) == {"a", "b"}  # c has no completed order
+    assert {"event_timestamp", "created_timestamp"}.isdisjoint(both.columns)
+    assert snapshot_customers(features, ORDER_VIEW, DS) == len(both) == 2
+    assert snapshot_customers(features, ENGAGEMENT_VIEW, date(2024, 1, 1)) == 0
