@@ -51,6 +51,7 @@ from clm.settings import LANDING_TABLES, Settings
 from clm.validation import (
     BatchValidationError,
     ValidationOutcome,
+    ValidationRun,
     check_volume,
     column_type_error_share,
     docs_index,
@@ -61,6 +62,7 @@ from clm.validation import (
     trailing_volume,
     valid_schema,
     validate_batch,
+    validation_frame,
 )
 
 log = logging.getLogger(__name__)
@@ -328,10 +330,10 @@ def _reason_counts(quarantine: pd.DataFrame) -> dict[date, dict[str, int]]:
     return out
 
 
-def _record(settings: Settings, rows: list[dict[str, Any]]) -> None:
-    if rows:
+def _record(settings: Settings, runs: list[ValidationRun]) -> None:
+    if runs:
         warehouse.replace_rows(
-            settings.warehouse, "validation_runs", pd.DataFrame(rows), ("ds", "table_name")
+            settings.warehouse, "validation_runs", validation_frame(runs), ("ds", "table_name")
         )
 
 
@@ -340,22 +342,16 @@ def _failure_rows(
     days: list[date],
     landed_rows: dict[tuple[str, date], int],
     docs_url: str | None,
-) -> list[dict[str, Any]]:
+) -> list[ValidationRun]:
     tables = [err.table] if err.table else list(LANDING_TABLES)
     return [
-        {
-            "ds": day,
-            "table_name": table,
-            "landed": landed_rows.get((table, day), 0),
-            "validated": 0,
-            "quarantined": 0,
-            "success": False,
-            "status": "failed",
-            "failures": "{}",
-            "warnings": "{}",
-            "error": str(err),
-            "docs_url": docs_url,
-        }
+        ValidationRun(
+            ds=day,
+            table_name=table,
+            landed=landed_rows.get((table, day), 0),
+            error=str(err),
+            docs_url=docs_url,
+        )
         for table in tables
         for day in (err.days or days)
     ]
@@ -470,28 +466,22 @@ def _ingest_days(
     # Every table passed its batch rules: make the staged partitions visible.
     for partition in staged:
         partition.commit()
-    runs: list[dict[str, Any]] = []
+    runs: list[ValidationRun] = []
     for table, tally in tallies.items():
         for day in days:
-            warnings = {**tally.warnings.get(day, {}), **volume_flags.get((table, day), {})}
-            quarantined = tally.quarantined[day]
-            runs.append(
-                {
-                    "ds": day,
-                    "table_name": table,
-                    "landed": landed_rows[(table, day)],
-                    "validated": tally.validated[day],
-                    "quarantined": quarantined,
-                    "success": quarantined == 0,
-                    "status": "quarantined" if quarantined else "passed",
-                    "failures": json.dumps(dict(sorted(tally.reasons.get(day, {}).items()))),
-                    "warnings": json.dumps(dict(sorted(warnings.items()))),
-                    "error": None,
-                    "docs_url": urls.get(tally.docs_identifier(day)),
-                }
+            run = ValidationRun(
+                ds=day,
+                table_name=table,
+                landed=landed_rows[(table, day)],
+                validated=tally.validated[day],
+                quarantined=tally.quarantined[day],
+                failures=tally.reasons.get(day, {}),
+                warnings={**tally.warnings.get(day, {}), **volume_flags.get((table, day), {})},
+                docs_url=urls.get(tally.docs_identifier(day)),
             )
-            if runs[-1]["landed"] != runs[-1]["validated"] + quarantined:
-                raise AssertionError(f"{table} ds={day}: rows were lost: {runs[-1]}")
+            if run.landed != run.validated + run.quarantined:
+                raise AssertionError(f"{table} ds={day}: rows were lost: {run}")
+            runs.append(run)
         landed = sum(landed_rows[(table, d)] for d in days)
         validated, quarantined = sum(tally.validated.values()), sum(tally.quarantined.values())
         _add(report.landed, table, landed)

@@ -25,7 +25,7 @@ from clm.features import read_snapshot
 from clm.io import BatchError
 from clm.segments import assign_segments, load_rules, summarize, transitions
 from clm.settings import Settings
-from clm.validation import BatchValidationError, check_output
+from clm.validation import BatchValidationError, ValidationRun, check_output, validation_frame
 from clm.warehouse import Partition
 
 if TYPE_CHECKING:
@@ -91,7 +91,6 @@ def _check_output(settings: Settings, out: pd.DataFrame, ds: date) -> pd.DataFra
         The ``validation_runs`` row of a passed run, to be written in the same
         transaction as the day it describes. A failed run is recorded at once.
     """
-    row = {"ds": ds, "table_name": "customer_segments", "landed": len(out), "quarantined": 0}
     try:
         docs_url = check_output(
             out,
@@ -101,16 +100,18 @@ def _check_output(settings: Settings, out: pd.DataFrame, ds: date) -> pd.DataFra
             ds,
         )
     except BatchValidationError as err:
-        row |= {"validated": 0, "success": False, "status": "failed", "error": str(err)}
+        failed = ValidationRun(
+            ds, "customer_segments", len(out), error=str(err), docs_url=err.docs_url
+        )
         warehouse.replace_rows(
             settings.warehouse,
             "validation_runs",
-            pd.DataFrame([row | {"failures": "{}", "warnings": "{}", "docs_url": err.docs_url}]),
+            validation_frame([failed]),
             ("ds", "table_name"),
         )
         raise
-    row |= {"validated": len(out), "success": True, "status": "passed", "error": None}
-    return pd.DataFrame([row | {"failures": "{}", "warnings": "{}", "docs_url": docs_url}])
+    passed = ValidationRun(ds, "customer_segments", len(out), len(out), docs_url=docs_url)
+    return validation_frame([passed])
 
 
 def measure_drift(

@@ -171,6 +171,14 @@ class Settings(BaseSettings):
     def mlflow_artifacts(self) -> Path:
         return self.home / "mlflow" / "artifacts"
 
+    def home_env(self) -> dict[str, str]:
+        """The paths of this home that Feast's yaml and sources read from the environment."""
+        return {
+            "CLM_HOME": str(self.home),
+            "CLM_FEAST_DIR": str(self.feast_dir),
+            "CLM_FEATURES_DIR": str(self.features_dir),
+        }
+
     def export_env(self) -> None:
         """Export the environment that Feast's yaml and Airflow read.
 
@@ -179,9 +187,7 @@ class Settings(BaseSettings):
         this home (a value left by another home would make two homes share a
         store); for Airflow, existing values win, so production overrides survive.
         """
-        os.environ["CLM_HOME"] = str(self.home)
-        os.environ["CLM_FEAST_DIR"] = str(self.feast_dir)
-        os.environ["CLM_FEATURES_DIR"] = str(self.features_dir)
+        os.environ.update(self.home_env())
         airflow_env = {
             "AIRFLOW_HOME": str(self.airflow_home),
             "AIRFLOW__CORE__DAGS_FOLDER": str(PROJECT_ROOT / "dags"),

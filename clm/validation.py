@@ -75,6 +75,57 @@ class BatchValidationError(RuntimeError):
         self.docs_url: str | None = None
 
 
+@dataclass(frozen=True)
+class ValidationRun:
+    """One row of the ``validation_runs`` table: one table's validation on one day.
+
+    The status follows from the counts and the error, so every writer (ingest,
+    the output check) states it the same way: ``failed`` when the batch was
+    refused, ``quarantined`` when some rows were, else ``passed``.
+    """
+
+    ds: date
+    table_name: str
+    landed: int
+    validated: int = 0
+    quarantined: int = 0
+    failures: dict[str, int] = field(default_factory=dict)
+    warnings: dict[str, int] = field(default_factory=dict)
+    error: str | None = None
+    docs_url: str | None = None
+
+    @property
+    def status(self) -> str:
+        if self.error is not None:
+            return "failed"
+        return "quarantined" if self.quarantined else "passed"
+
+    @property
+    def success(self) -> bool:
+        return self.error is None and self.quarantined == 0
+
+    def row(self) -> dict[str, Any]:
+        """The warehouse row, in the table's column order."""
+        return {
+            "ds": self.ds,
+            "table_name": self.table_name,
+            "landed": self.landed,
+            "validated": self.validated,
+            "quarantined": self.quarantined,
+            "success": self.success,
+            "status": self.status,
+            "failures": json.dumps(dict(sorted(self.failures.items()))),
+            "warnings": json.dumps(dict(sorted(self.warnings.items()))),
+            "error": self.error,
+            "docs_url": self.docs_url,
+        }
+
+
+def validation_frame(runs: list[ValidationRun]) -> pd.DataFrame:
+    """``validation_runs`` rows for the warehouse."""
+    return pd.DataFrame([run.row() for run in runs])
+
+
 @dataclass
 class ValidationOutcome:
     """Rows that passed (typed), rows quarantined (raw strings + ``reason``), flags, docs."""

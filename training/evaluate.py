@@ -78,11 +78,9 @@ class EvalSpec:
 @contextmanager
 def _home(settings: Settings) -> Iterator[None]:
     """Point the process (Feast's yaml and sources) at ``settings.home`` for a while."""
-    keys = ("CLM_HOME", "CLM_FEAST_DIR", "CLM_FEATURES_DIR")
-    saved = {k: os.environ.get(k) for k in keys}
-    os.environ["CLM_HOME"] = str(settings.home)
-    os.environ["CLM_FEAST_DIR"] = str(settings.feast_dir)
-    os.environ["CLM_FEATURES_DIR"] = str(settings.features_dir)
+    exported = settings.home_env()
+    saved = {k: os.environ.get(k) for k in exported}
+    os.environ.update(exported)
     try:
         yield
     finally:
