@@ -281,28 +281,20 @@ def demo(
 
 def _summary(settings: Settings, records: list[Any], last: date, seconds: float) -> None:
     from clm import queries
+    from clm.runner import tally
 
     console.rule(Text("Summary", style="bold"))
-    landed: dict[str, int] = {}
-    valid: dict[str, int] = {}
-    quarantined: dict[str, int] = {}
-    reasons: dict[str, dict[str, int]] = {}
-    materialized = 0
-    trainings = []
-    for record in records:
-        if record.dag_id == "clm_ingest":
-            report = record.xcom.get("validate_landing", {})
-            for table, n in report.get("landed", {}).items():
-                landed[table] = landed.get(table, 0) + n
-                valid[table] = valid.get(table, 0) + report["validated"][table]
-                quarantined[table] = quarantined.get(table, 0) + report["quarantined"][table]
-            for table, rules in report.get("rule_failures", {}).items():
-                for rule, n in rules.items():
-                    reasons.setdefault(table, {})[rule] = reasons.get(table, {}).get(rule, 0) + n
-        elif record.dag_id == "clm_features":
-            materialized += sum(record.xcom.get("materialize", {}).get("rows", {}).values())
-        elif record.dag_id == "clm_train":
-            trainings.append(record.xcom.get("train_and_promote", {}))
+    total = tally(records)
+    landed, valid, quarantined = (
+        total.ingest.landed,
+        total.ingest.validated,
+        total.ingest.quarantined,
+    )
+    reasons, materialized, trainings = (
+        total.ingest.rule_failures,
+        total.materialized,
+        total.trainings,
+    )
 
     table = Table(title="Validation (Great Expectations)")
     for col in ("table", "landed", "validated", "quarantined"):
@@ -317,17 +309,15 @@ def _summary(settings: Settings, records: list[Any], last: date, seconds: float)
     console.print(f"Features materialized into the online store: {materialized:,} rows (Feast).")
 
     for result in trainings:
-        for task, families in result.get("metrics", {}).items():
+        for task, families in result.metrics.items():
             names = list(next(iter(families.values())).keys())
-            mt = Table(
-                title=f"{task} models, training run ds={result['ds']} ({result['split']} split)"
-            )
+            mt = Table(title=f"{task} models, training run ds={result.ds} ({result.split} split)")
             mt.add_column("metric")
             for family in families:
                 mt.add_column(family, justify="right")
             for metric in names:
                 mt.add_row(metric, *[f"{families[f][metric]:.4f}" for f in families])
-            decision = result["decisions"][task]
+            decision = result.decisions[task]
             console.print(mt)
             console.print(
                 styled(

@@ -29,9 +29,13 @@ from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from clm.settings import PROJECT_ROOT, Settings
+
+if TYPE_CHECKING:
+    from clm.ingest import IngestReport
+    from training.train import TrainResult
 
 log = logging.getLogger(__name__)
 DAG_IDS = ("clm_ingest", "clm_features", "clm_train", "clm_score")
@@ -39,6 +43,16 @@ DAG_IDS = ("clm_ingest", "clm_features", "clm_train", "clm_score")
 
 class DagRunFailed(RuntimeError):
     """A DAG run ended in a state other than success."""
+
+
+# The task whose XCom is each DAG's result. tests/dags/test_dag_integrity.py checks
+# that these tasks exist, so renaming one fails there instead of emptying a summary.
+RESULT_TASKS = {
+    "clm_ingest": "validate_landing",
+    "clm_features": "materialize",
+    "clm_train": "train_and_promote",
+    "clm_score": "score_and_segment",
+}
 
 
 @dataclass
@@ -51,6 +65,55 @@ class RunRecord:
     seconds: float
     xcom: dict[str, Any] = field(default_factory=dict)
     log_path: str = ""
+
+    @property
+    def result(self) -> dict[str, Any]:
+        """The DAG's result (its result task's XCom), empty when that task did not run."""
+        value = self.xcom.get(RESULT_TASKS[self.dag_id])
+        return dict(value) if isinstance(value, dict) else {}
+
+
+def _ingest_report(**fields: Any) -> IngestReport:
+    from clm.ingest import IngestReport
+
+    return IngestReport(**fields)
+
+
+@dataclass
+class Tally:
+    """What a range of ``clm run`` did, summed over its DAG runs (typed, for the summary)."""
+
+    ingest: IngestReport = field(default_factory=_ingest_report)
+    materialized: int = 0
+    trainings: list[TrainResult] = field(default_factory=list)
+
+
+def tally(records: list[RunRecord]) -> Tally:
+    """Sum the results of ``records``: rows validated per table, rows materialized, trainings."""
+    from training.train import TrainResult
+
+    total = Tally()
+    for record in records:
+        if not record.result:
+            continue
+        if record.dag_id == "clm_ingest":
+            day = _ingest_report(**record.result)
+            for name in day.landed:
+                for mine, theirs in (
+                    (total.ingest.landed, day.landed),
+                    (total.ingest.validated, day.validated),
+                    (total.ingest.quarantined, day.quarantined),
+                ):
+                    mine[name] = mine.get(name, 0) + theirs.get(name, 0)
+            for name, rules in day.rule_failures.items():
+                summed = total.ingest.rule_failures.setdefault(name, {})
+                for rule, n in rules.items():
+                    summed[rule] = summed.get(rule, 0) + n
+        elif record.dag_id == "clm_features":
+            total.materialized += sum(record.result.get("rows", {}).values())
+        elif record.dag_id == "clm_train":
+            total.trainings.append(TrainResult(**record.result))
+    return total
 
 
 @contextmanager

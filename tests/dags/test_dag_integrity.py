@@ -57,6 +57,14 @@ def test_task_graph(dagbag, dag_id) -> None:
     assert graph == EXPECTED[dag_id]
 
 
+def test_each_dag_has_the_task_its_result_is_read_from(dagbag) -> None:
+    from clm.runner import RESULT_TASKS
+
+    assert set(RESULT_TASKS) == set(EXPECTED)
+    for dag_id, task_id in RESULT_TASKS.items():
+        assert task_id in dagbag.dags[dag_id].task_ids, (dag_id, task_id)
+
+
 def test_assets_chain_the_dags(dagbag) -> None:
     from clm.assets import CHAMPION, DRIFT, FEATURES, SEGMENTS, TRAINING, VALIDATED
 
