@@ -301,7 +301,10 @@ def _summary(settings: Settings, records: list[Any], last: date, seconds: float)
         table.add_column(col, justify="right" if col != "table" else "left")
     for name, n in landed.items():
         table.add_row(name, f"{n:,}", f"{valid[name]:,}", f"{quarantined[name]:,}")
-    console.print(table)
+    if landed:
+        console.print(table)
+    else:
+        console.print("Validation: nothing new; every day of the range was already processed.")
     for name, rules in reasons.items():
         listed = ", ".join(f"{rule} ({n:,})" for rule, n in sorted(rules.items()))
         console.print(f"  quarantined {name}: {listed}")
