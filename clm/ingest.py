@@ -47,6 +47,7 @@ from clm.io import (
     spill_landed,
     uncompressed_bytes,
 )
+from clm.ledger import pid_alive
 from clm.settings import LANDING_TABLES, Settings
 from clm.validation import (
     BatchValidationError,
@@ -513,19 +514,9 @@ def _forget_dead_spills(tmp: Path) -> None:
         return
     for folder in tmp.glob("ingest-*"):
         pid = folder.name.split("-")[1]
-        if pid.isdigit() and not _alive(int(pid)):
+        if pid.isdigit() and not pid_alive(int(pid)):
             log.info("removing %s, left by an ingest that did not finish", folder)
             shutil.rmtree(folder, ignore_errors=True)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def _add(counts: dict[str, int], key: str, value: int) -> None:

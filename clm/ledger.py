@@ -207,3 +207,14 @@ def finish_training(settings: Settings, ds: date, ok: bool) -> None:
         return
     data["training"] = {} if ok else {**training, "status": "failed"}
     _save(settings, data)
+
+
+def pid_alive(pid: int) -> bool:
+    """Whether a process ``pid`` exists (one of another user counts)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True

@@ -44,6 +44,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from clm.ledger import pid_alive as _alive
 from clm.settings import PROJECT_ROOT, Settings
 
 log = logging.getLogger(__name__)
@@ -168,14 +169,7 @@ def service_env(ep: Endpoints, secret: Mapping[str, str]) -> dict[str, str]:
 def _example_values() -> dict[str, str]:
     """The placeholder values ``.env.example`` ships (refused as secrets)."""
     path = PROJECT_ROOT / ".env.example"
-    if not path.exists():
-        return {}
-    out = {}
-    for line in path.read_text().splitlines():
-        name, sep, value = line.partition("=")
-        if sep and not name.startswith("#"):
-            out[name.strip()] = value.strip()
-    return out
+    return _read_env_file(path) if path.exists() else {}
 
 
 def check_secrets(env: Mapping[str, str]) -> dict[str, str]:
@@ -333,16 +327,6 @@ def _read_env_file(path: Path) -> dict[str, str]:
         if sep and not name.startswith("#"):
             out[name.strip()] = value.strip()
     return out
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def _free(port: int) -> bool:
