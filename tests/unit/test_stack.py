@@ -21,14 +21,7 @@ from clm.stack import SECRETS, Endpoints, StackError, check_secrets, service_env
 
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE = ROOT / "docker-compose.yml"
-AIRFLOW_DAEMONS = (
-    "airflow-api-server",
-    "airflow-scheduler",
-    "airflow-dag-processor",
-    "airflow-triggerer",
-    "airflow-worker-1",
-    "airflow-worker-2",
-)
+AIRFLOW_DAEMONS = tuple(stack.airflow_commands())
 
 
 @pytest.fixture(scope="module")
@@ -45,36 +38,30 @@ def _as_text(env: dict[str, Any]) -> dict[str, str]:
     return {k: str(v) for k, v in env.items()}
 
 
-def test_the_compose_file_follows_the_compose_specification() -> None:
-    done = subprocess.run(
+def _check_compose(path: Path) -> subprocess.CompletedProcess[str]:
+    """The compose specification's JSON schema, as check-jsonschema vendors it."""
+    return subprocess.run(
         [
             str(Path(sys.executable).parent / "check-jsonschema"),
             "--builtin-schema",
             "vendor.compose-spec",
-            str(COMPOSE),
+            str(path),
         ],
         capture_output=True,
         text=True,
         check=False,
     )
+
+
+def test_the_compose_file_follows_the_compose_specification() -> None:
+    done = _check_compose(COMPOSE)
     assert done.returncode == 0, done.stdout + done.stderr
 
 
 def test_a_compose_file_that_breaks_the_specification_is_caught(tmp_path: Path) -> None:
     broken = tmp_path / "docker-compose.yml"
     broken.write_text("services:\n  postgres:\n    image: postgres:16\n    healthcheck: yes\n")
-    done = subprocess.run(
-        [
-            str(Path(sys.executable).parent / "check-jsonschema"),
-            "--builtin-schema",
-            "vendor.compose-spec",
-            str(broken),
-        ],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    assert done.returncode != 0
+    assert _check_compose(broken).returncode != 0
 
 
 def test_compose_runs_the_services_of_the_process_topology(compose: dict[str, Any]) -> None:
