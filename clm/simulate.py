@@ -46,6 +46,51 @@ ACTIVE, COOLING, GONE = 1, 2, 3
 LATENT_EVERY_DAYS = 7
 
 
+@dataclass(frozen=True)
+class Dynamics:
+    """The day-to-day dynamics of a customer, stated once.
+
+    The simulator draws from them; the oracle (``training/oracle.py``) runs them
+    forward from the latent truth. Changing one here changes both.
+    """
+
+    cooling_decay: float = 0.06  # engagement of a cooling customer: exp(-decay * days cooling)
+    gone_per_day: float = 0.05  # P(a cooling customer is gone for good), per day
+    cancel_p: float = 0.03  # P(an order is cancelled)
+    return_p_active: float = 0.03  # P(an order is returned), active customer
+    return_p_cooling: float = 0.10  # ... and cooling customer
+    tickets_active: float = 0.002  # support tickets per day, active customer
+    tickets_cooling_extra: float = 0.015  # ... more when cooling
+    review_p: float = 0.2  # P(an order is reviewed)
+    cart_p: float = 0.2  # P(a product view adds to the cart)
+    extra_items: float = 1.2  # items per order: 1 + Poisson(extra_items)
+    amount_sigma: float = 0.3  # log-normal noise of an order's amount
+    discount_base: float = 0.1  # P(discount) = base + slope * sensitivity
+    discount_slope: float = 0.6
+    risk_memory: float = 0.97  # troubles decay by this factor a day
+    risk_weight: float = 1.5  # hazard of cooling: base * (1 + weight * risk)
+
+    def return_p(self, cooling: np.ndarray) -> np.ndarray:
+        """P(an order is returned) for cooling (True) or active (False) customers."""
+        return np.where(cooling, self.return_p_cooling, self.return_p_active)
+
+    def tickets(self, cooling: np.ndarray) -> np.ndarray:
+        """Expected support tickets a day for cooling (True) or active (False) customers."""
+        return self.tickets_active + self.tickets_cooling_extra * cooling
+
+    def low_rating_p(self, cooling: np.ndarray) -> np.ndarray:
+        """P(a review rates 1 or 2) for cooling (True) or active (False) customers."""
+        return np.where(cooling, RATING_COOLING[:2].sum(), RATING_ACTIVE[:2].sum())
+
+    @staticmethod
+    def items_factor(n_items: np.ndarray | float) -> np.ndarray | float:
+        """How an order's amount grows with its number of items (linear, so means carry)."""
+        return 0.6 + 0.4 * n_items
+
+
+DYNAMICS = Dynamics()
+
+
 @dataclass
 class SimulationResult:
     """Row counts of what a simulation wrote."""
@@ -58,7 +103,8 @@ class SimulationResult:
     partitions: dict[str, int] = field(default_factory=dict)
 
 
-def _season(day: date) -> float:
+def season(day: date) -> float:
+    """Demand factor of a day: the weekday's, and 1.5 over the Christmas weeks."""
     factor = WEEKDAY_FACTOR[day.weekday()]
     if (day.month == 11 and day.day >= 20) or (day.month == 12 and day.day <= 23):
         factor *= 1.5
@@ -150,32 +196,37 @@ def simulate_shop(
 
     for d in range(days):
         day = start + timedelta(days=d)
-        season = _season(day)
+        dyn = DYNAMICS
+        factor = season(day)
 
         joined = signup_day == d
         state[joined] = ACTIVE
         live = (state == ACTIVE) | (state == COOLING)
-        engagement = np.where(state == COOLING, np.exp(-0.06 * cooling_days), 1.0) * live
+        engagement = (
+            np.where(state == COOLING, np.exp(-dyn.cooling_decay * cooling_days), 1.0) * live
+        )
 
         # Orders: a first order on most signup days, then Poisson at the latent rate.
-        n_orders = rng.poisson(rate * season * engagement).clip(max=3)
+        n_orders = rng.poisson(rate * factor * engagement).clip(max=3)
         first = joined & (rng.random(n) < 0.6)
         n_orders[first] = np.maximum(n_orders[first], 1)
         who = np.repeat(np.arange(n), n_orders)
         k = len(who)
         status = np.full(k, "completed", dtype=object)
         if k:
-            return_p = np.where(state[who] == COOLING, 0.10, 0.03)
+            return_p = dyn.return_p(state[who] == COOLING)
             u = rng.random(k)
-            status[u < 0.03] = "cancelled"
-            status[(u >= 0.03) & (u < 0.03 + return_p)] = "returned"
-            has_discount = rng.random(k) < 0.1 + 0.6 * discount_sensitivity[who]
+            status[u < dyn.cancel_p] = "cancelled"
+            status[(u >= dyn.cancel_p) & (u < dyn.cancel_p + return_p)] = "returned"
+            has_discount = (
+                rng.random(k) < dyn.discount_base + dyn.discount_slope * discount_sensitivity[who]
+            )
             discount = np.where(has_discount, rng.choice(DISCOUNTS, k), 0.0)
-            n_items = 1 + rng.poisson(1.2, k)
+            n_items = 1 + rng.poisson(dyn.extra_items, k)
             amount = (
                 mean_order_value[who]
-                * np.exp(rng.normal(0, 0.3, k))
-                * (0.6 + 0.4 * n_items)
+                * np.exp(rng.normal(0, dyn.amount_sigma, k))
+                * dyn.items_factor(n_items)
                 * (1 - discount)
             ).round(2)
             category = CATEGORIES[_pick_categorical(rng, category_pref[who])]
@@ -196,14 +247,14 @@ def simulate_shop(
             orders = pd.DataFrame()
 
         # Events: visits with views and add-to-carts, tickets, reviews of orders.
-        n_visits = rng.poisson(visit_rate * season * engagement)
+        n_visits = rng.poisson(visit_rate * factor * engagement)
         v_who = np.repeat(np.arange(n), n_visits)
         n_views = rng.poisson(2.5, len(v_who))
         views_who = np.repeat(v_who, n_views)
-        carts_who = views_who[rng.random(len(views_who)) < 0.2]
-        tickets = rng.poisson((0.002 + 0.015 * (state == COOLING)) * live)
+        carts_who = views_who[rng.random(len(views_who)) < dyn.cart_p]
+        tickets = rng.poisson(dyn.tickets(state == COOLING) * live)
         t_who = np.repeat(np.arange(n), tickets)
-        reviewed = who[rng.random(k) < 0.2] if k else np.array([], dtype=int)
+        reviewed = who[rng.random(k) < dyn.review_p] if k else np.array([], dtype=int)
         cooling_reviewer = state[reviewed] == COOLING
         rating = (
             np.where(
@@ -267,11 +318,11 @@ def simulate_shop(
         # Latent dynamics: troubles raise the hazard of starting to cool.
         low = np.bincount(reviewed[rating <= 2], minlength=n) if len(reviewed) else 0
         returns = np.bincount(who[status == "returned"], minlength=n) if k else 0
-        risk = risk * 0.97 + tickets + low + returns
+        risk = risk * dyn.risk_memory + tickets + low + returns
         start_cooling = (state == ACTIVE) & (
-            rng.random(n) < 1 - np.exp(-cool_hazard * (1 + 1.5 * risk))
+            rng.random(n) < 1 - np.exp(-cool_hazard * (1 + dyn.risk_weight * risk))
         )
-        gone = (state == COOLING) & (rng.random(n) < 0.05)
+        gone = (state == COOLING) & (rng.random(n) < dyn.gone_per_day)
         cooling_days = np.where(state == COOLING, cooling_days + 1, 0.0)
         state[start_cooling] = COOLING
         state[gone] = GONE
@@ -295,10 +346,12 @@ def simulate_shop(
                         "state": np.array(["", "active", "cooling", "gone"])[state[known]],
                         "purchase_rate": rate[known],
                         "engagement": np.where(
-                            state[known] == COOLING, np.exp(-0.06 * cooling_days[known]), 1.0
+                            state[known] == COOLING,
+                            np.exp(-dyn.cooling_decay * cooling_days[known]),
+                            1.0,
                         )
                         * (state[known] != GONE),
-                        "cooling_hazard": (cool_hazard * (1 + 1.5 * risk))[known],
+                        "cooling_hazard": (cool_hazard * (1 + dyn.risk_weight * risk))[known],
                         "risk_score": risk[known],
                     }
                 ),

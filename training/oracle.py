@@ -18,17 +18,7 @@ import numpy as np
 import pandas as pd
 
 from clm.io import list_partitions, partition_dir
-from clm.simulate import DISCOUNTS, _season
-
-# The generator's constants (clm/simulate.py), restated where the oracle needs them.
-COOLING_DECAY = 0.06
-GONE_PER_DAY = 0.05
-CANCEL_P = 0.03
-RETURN_P = {"active": 0.03, "cooling": 0.10}
-TICKETS = {"active": 0.002, "cooling": 0.017}
-LOW_RATING = {"active": 0.07, "cooling": 0.44}  # P(rating <= 2) of a review
-REVIEW_P = 0.2
-MEAN_ITEMS = 2.2
+from clm.simulate import DISCOUNTS, DYNAMICS, season
 
 
 def latent_days(truth_dir: Path) -> list[date]:
@@ -68,9 +58,10 @@ def oracle_scores(
     cooling = state == "cooling"
     active = state == "active"
     engagement = lat["engagement"].fillna(0).to_numpy()
+    dyn = DYNAMICS
     cool_days = np.where(
         lat["state"].to_numpy() == "cooling",
-        -np.log(np.clip(engagement, 1e-12, 1)) / COOLING_DECAY,
+        -np.log(np.clip(engagement, 1e-12, 1)) / dyn.cooling_decay,
         0.0,
     )
     cool_days = np.repeat(cool_days[:, None], paths, axis=1)
@@ -81,23 +72,25 @@ def oracle_scores(
 
     for k in range(1, horizon_days + 1):
         day = cutoff + timedelta(days=k)
-        eng = np.where(cooling, np.exp(-COOLING_DECAY * cool_days), 1.0) * (active | cooling)
-        lam = rate * _season(day) * eng
-        return_p = np.where(cooling, RETURN_P["cooling"], RETURN_P["active"])
-        intensity += lam * (1 - CANCEL_P - return_p)
-        tickets = rng.poisson(np.where(cooling, TICKETS["cooling"], TICKETS["active"]) * (eng > 0))
-        low_p = np.where(cooling, LOW_RATING["cooling"], LOW_RATING["active"])
-        troubles = rng.poisson(lam * (REVIEW_P * low_p + return_p))
-        risk = risk * 0.97 + tickets + troubles
-        start_cooling = active & (rng.random((n, paths)) < 1 - np.exp(-hazard * (1 + 1.5 * risk)))
-        gone = cooling & (rng.random((n, paths)) < GONE_PER_DAY)
+        eng = np.where(cooling, np.exp(-dyn.cooling_decay * cool_days), 1.0) * (active | cooling)
+        lam = rate * season(day) * eng
+        return_p = dyn.return_p(cooling)
+        intensity += lam * (1 - dyn.cancel_p - return_p)
+        tickets = rng.poisson(dyn.tickets(cooling) * (eng > 0))
+        troubles = rng.poisson(lam * (dyn.review_p * dyn.low_rating_p(cooling) + return_p))
+        risk = risk * dyn.risk_memory + tickets + troubles
+        start_cooling = active & (
+            rng.random((n, paths)) < 1 - np.exp(-hazard * (1 + dyn.risk_weight * risk))
+        )
+        gone = cooling & (rng.random((n, paths)) < dyn.gone_per_day)
         cool_days = np.where(cooling, cool_days + 1, 0.0)
         cooling = (cooling & ~gone) | start_cooling
         active = active & ~start_cooling
 
-    discount = 1 - DISCOUNTS.mean() * (0.1 + 0.6 * st["discount_sensitivity"].fillna(0).to_numpy())
-    order_value = st["mean_order_value"].fillna(0).to_numpy() * np.exp(0.3**2 / 2)
-    order_value = order_value * (0.6 + 0.4 * MEAN_ITEMS) * discount
+    sensitivity = st["discount_sensitivity"].fillna(0).to_numpy()
+    discount = 1 - DISCOUNTS.mean() * (dyn.discount_base + dyn.discount_slope * sensitivity)
+    order_value = st["mean_order_value"].fillna(0).to_numpy() * np.exp(dyn.amount_sigma**2 / 2)
+    order_value = order_value * dyn.items_factor(1 + dyn.extra_items) * discount
     return pd.DataFrame(
         {
             "customer_id": ids,
