@@ -5,7 +5,6 @@ COPY requirements.lock pyproject.toml README.md ./
 RUN pip install --no-cache-dir uv==0.13.8 \
  && uv pip install --system --no-cache --compile-bytecode -r requirements.lock
 COPY clm ./clm
-COPY training ./training
 RUN uv pip install --system --no-cache --no-deps -e .
 COPY dags ./dags
 COPY plugins ./plugins

@@ -77,7 +77,7 @@ status-local: ## Each process of make up-local: running or not, port, log
 	$(BIN)/clm stack status
 
 data-docs: ## Print where the Great Expectations data docs are (open it in a browser)
-	@$(BIN)/python -c "from clm.settings import get_settings; from clm.validation import docs_index; print(docs_index(get_settings().gx_dir).as_uri())"
+	@$(BIN)/python -c "from clm.core.settings import get_settings; from clm.data.validation import docs_index; print(docs_index(get_settings().gx_dir).as_uri())"
 
 bench: setup ## Time the simulator, the GX gate, features + Feast, and scoring 1M customers
 	$(BIN)/python -m benchmarks.simulate

@@ -3,7 +3,7 @@
 For each size: simulate a year (no dirty rows), treat the landing as
 validated, then time each step in a fresh process (wall time, peak memory):
 
-- ours: features in DuckDB, one pass (``clm.features.write_snapshot``);
+- ours: features in DuckDB, one pass (``clm.data.features.write_snapshot``);
   Feast materialization and point-in-time retrieval through Feast's DuckDB
   offline store (feature_repo/feature_store.yaml);
 - naive: the same features with pandas group-bys (benchmarks/naive_features.py,
@@ -41,8 +41,8 @@ from datetime import date, timedelta
 from pathlib import Path
 os.environ["CLM_HOME"] = sys.argv[1]
 step, n, days = sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
-from clm.features import ENGAGEMENT_VIEW, ORDER_VIEW, snapshot_path
-from clm.settings import get_settings
+from clm.data.features import ENGAGEMENT_VIEW, ORDER_VIEW, snapshot_path
+from clm.core.settings import get_settings
 settings = get_settings()
 settings.export_env()
 ds = date(2024, 1, 1) + timedelta(days=days - 1)
@@ -73,7 +73,7 @@ def entities():
 
 t = time.perf_counter()
 if step == "simulate":
-    from clm.simulate import simulate_shop
+    from clm.data.simulate import simulate_shop
     r = simulate_shop(settings.landing_dir, settings.truth_dir, n_customers=n,
                       start=date(2024, 1, 1), days=days, seed=1, dirty_rate=0.0)
     settings.validated_dir.mkdir(parents=True, exist_ok=True)
@@ -88,7 +88,7 @@ if step == "simulate":
     (settings.feast_dir / "naive").mkdir(parents=True, exist_ok=True)
     (settings.feast_dir / "redis").mkdir(parents=True, exist_ok=True)
 elif step == "compute_ours":
-    from clm.features import write_snapshot
+    from clm.data.features import write_snapshot
     out["customers"] = write_snapshot(settings.features_dir, settings.validated_dir, ds).customers
 elif step == "compute_naive":
     import pandas as pd
@@ -113,7 +113,7 @@ elif step in ("materialize_ours", "materialize_naive", "materialize_redis"):
         REDIS_YAML.write_text(text.replace(online, redis).replace(
             "${CLM_FEAST_DIR}/registry.db", "${CLM_FEAST_DIR}/redis/registry.db"))
     apply(kind)
-    from clm.features import snapshot_timestamp
+    from clm.data.features import snapshot_timestamp
     start = snapshot_timestamp(ds)
     t = time.perf_counter()
     store_for(kind).materialize(start_date=start,

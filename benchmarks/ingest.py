@@ -32,8 +32,8 @@ warnings.filterwarnings("ignore")
 from datetime import date, timedelta
 from pathlib import Path
 os.environ["CLM_HOME"] = sys.argv[1]
-from clm.settings import get_settings
-from clm.validation import quiet_gx
+from clm.core.settings import get_settings
+from clm.data.validation import quiet_gx
 quiet_gx()
 settings = get_settings()
 mode, n, days = sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
@@ -45,7 +45,7 @@ t = time.perf_counter()
 if mode == "huge":
     import gzip
     import pandas as pd
-    from clm.io import partition_dir
+    from clm.core.io import partition_dir
     nc = 100_000
     folder = partition_dir(settings.landing_dir, "customers", date(2024, 1, 1))
     folder.mkdir(parents=True)
@@ -61,12 +61,12 @@ if mode == "huge":
                           for i in range(start, min(n, start + 500_000)))
     out = {"gzip_mib": (folder / "orders.csv.gz").stat().st_size / 2**20}
 elif mode == "simulate":
-    from clm.simulate import simulate_shop
+    from clm.data.simulate import simulate_shop
     simulate_shop(settings.landing_dir, settings.truth_dir, n_customers=n,
                   start=date(2024, 1, 1), days=days, seed=1, dirty_rate=0.002)
     out = {}
 else:
-    from clm.ingest import ingest, _manifest_path
+    from clm.data.ingest import ingest, _manifest_path
     if mode in ("sliced", "whole"):  # customers first, untimed; then the day of orders
         ingest(settings, date(2024, 1, 1))
         if mode == "whole":

@@ -1,4 +1,4 @@
-"""The naive peer of clm.features: the same features with pandas group-bys.
+"""The naive peer of clm.data.features: the same features with pandas group-bys.
 
 This is what a data team writes first: load every order and event into
 pandas and aggregate per customer. The benchmark checks that it computes the
@@ -13,8 +13,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from clm.features import ENGAGEMENT_FEATURES, ORDER_FEATURES
-from clm.io import list_partitions
+from clm.core.io import list_partitions
+from clm.data.features import ENGAGEMENT_FEATURES, ORDER_FEATURES
 
 
 def _read(validated_dir: Path, table: str, ds: date, columns: list[str]) -> pd.DataFrame:

@@ -33,7 +33,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-from clm.airflow_api import serve, wait_for
+from clm.app.airflow_api import serve, wait_for
 
 CLM = str(Path(sys.executable).parent / "clm")
 START = date(2024, 1, 1)
@@ -128,7 +128,7 @@ def main() -> None:
 
 
 def _trainings(home: Path) -> int:
-    from clm import warehouse
+    from clm.data import warehouse
 
     url = f"duckdb:///{home / 'warehouse' / 'clm.duckdb'}"
     found = warehouse.query(url, "SELECT COUNT(DISTINCT ds) AS n FROM model_promotions")

@@ -43,8 +43,8 @@ warnings.filterwarnings("ignore")
 logging.disable(logging.WARNING)
 import psutil
 from datetime import date
-from clm.settings import get_settings
-from clm.scoring import score_day
+from clm.core.settings import get_settings
+from clm.ml.scoring import score_day
 
 ds = date.fromisoformat(sys.argv[1])
 proc = psutil.Process()
@@ -100,7 +100,7 @@ def _snapshot(home: Path, big: Path, customers: int, days: int, ds: date) -> int
     """Simulate ``customers`` and write their feature snapshot for ds into ``home``."""
     code = (
         "import sys; from datetime import date; from pathlib import Path;"
-        "from clm.simulate import simulate_shop; from clm.features import write_snapshot;"
+        "from clm.data.simulate import simulate_shop; from clm.data.features import write_snapshot;"
         "big = Path(sys.argv[1]);"
         f"simulate_shop(big / 'landing', big / 'truth', n_customers={customers},"
         f" start=date({START.year}, {START.month}, {START.day}), days={days}, seed=3,"

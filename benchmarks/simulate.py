@@ -18,7 +18,7 @@ CHILD = """
 import sys, time, resource
 from datetime import date
 from pathlib import Path
-from clm.simulate import simulate_shop
+from clm.data.simulate import simulate_shop
 root = Path(sys.argv[1]); n = int(sys.argv[2]); days = int(sys.argv[3])
 t = time.perf_counter()
 r = simulate_shop(root / "landing", root / "truth", n_customers=n, start=date(2024, 1, 1),

@@ -25,7 +25,7 @@ from datetime import UTC, datetime, timedelta
 
 from airflow.sdk import Param, dag, task
 
-from clm.assets import FEATURES, TRAINING, VALIDATED
+from clm.app.assets import FEATURES, TRAINING, VALIDATED
 
 
 @dag(
@@ -48,42 +48,42 @@ def clm_features() -> None:
     @task
     def compute_features(**context):  # type: ignore[no-untyped-def]
         """Compute the feature snapshots of every due day (Feast offline source)."""
-        from clm import tasks
+        from clm.app import tasks
 
         return tasks.compute_features(context)
 
     @task
     def feast_apply(**context):  # type: ignore[no-untyped-def]
         """`feast apply` feature_repo/ when its definitions changed."""
-        from clm import tasks
+        from clm.app import tasks
 
         return tasks.apply_feature_repo(context)
 
     @task
     def materialize(**context):  # type: ignore[no-untyped-def]
         """Materialize the due snapshots into the online store."""
-        from clm import tasks
+        from clm.app import tasks
 
         return tasks.materialize(context)
 
     @task.branch
     def route(result: dict, **context):  # type: ignore[no-untyped-def]
         """Ask for training first (no champion, training day) or announce the features."""
-        from clm import tasks
+        from clm.app import tasks
 
         return tasks.route(result, context)
 
     @task(outlets=[FEATURES])
     def announce_features(result: dict, **context):  # type: ignore[no-untyped-def]
         """Update the Asset clm_features (triggers clm_score) with the processed days."""
-        from clm import tasks
+        from clm.app import tasks
 
         return tasks.announce(context, "features", result)
 
     @task(outlets=[TRAINING])
     def request_training(result: dict, **context):  # type: ignore[no-untyped-def]
         """Update the Asset clm_training_due (triggers clm_train)."""
-        from clm import tasks
+        from clm.app import tasks
 
         return tasks.announce(context, "training", result)
 

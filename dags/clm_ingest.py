@@ -34,7 +34,7 @@ from datetime import UTC, datetime, timedelta
 
 from airflow.sdk import CronDataIntervalTimetable, Param, dag, task
 
-from clm.assets import VALIDATED
+from clm.app.assets import VALIDATED
 
 
 @dag(
@@ -60,14 +60,14 @@ def clm_ingest() -> None:
     @task.sensor(poke_interval=60, timeout=24 * 3600, mode="reschedule")
     def wait_for_data(**context):  # type: ignore[no-untyped-def]
         """Wait until the day's data has landed; fail at once for a day far past it."""
-        from clm import tasks
+        from clm.app import tasks
 
         return tasks.wait_for_data(context, "landing")
 
     @task(outlets=[VALIDATED])
     def validate_landing(**context):  # type: ignore[no-untyped-def]
         """Validate pending landed days with the GX suites; quarantine failing rows."""
-        from clm import tasks
+        from clm.app import tasks
 
         return tasks.ingest(context)
 

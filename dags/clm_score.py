@@ -28,7 +28,7 @@ from datetime import UTC, datetime, timedelta
 
 from airflow.sdk import Param, dag, task
 
-from clm.assets import CHAMPION, DRIFT, FEATURES, SEGMENTS
+from clm.app.assets import CHAMPION, DRIFT, FEATURES, SEGMENTS
 
 
 @dag(
@@ -51,14 +51,14 @@ def clm_score() -> None:
     @task(outlets=[SEGMENTS])
     def score_and_segment(**context):  # type: ignore[no-untyped-def]
         """Score every due day with @champion and write its segment partitions."""
-        from clm import tasks
+        from clm.app import tasks
 
         return tasks.score(context)
 
     @task(outlets=[DRIFT])
     def signal_drift(report: dict, **context):  # type: ignore[no-untyped-def]
         """Set off retraining (Asset clm_drift) if drift crossed a threshold; else skip."""
-        from clm import tasks
+        from clm.app import tasks
 
         return tasks.signal_drift(report, context)
 

@@ -31,7 +31,7 @@ from datetime import UTC, datetime, timedelta
 
 from airflow.sdk import AssetOrTimeSchedule, CronDataIntervalTimetable, Param, dag, task
 
-from clm.assets import CHAMPION, DRIFT, TRAINING
+from clm.app.assets import CHAMPION, DRIFT, TRAINING
 
 
 @dag(
@@ -63,28 +63,28 @@ def clm_train() -> None:
     @task
     def plan_training(**context):  # type: ignore[no-untyped-def]
         """Pick the cutoff; skip if the requested training was done already."""
-        from clm import tasks
+        from clm.app import tasks
 
         return tasks.plan_training(context)
 
     @task.sensor(poke_interval=60, timeout=24 * 3600, mode="reschedule")
     def wait_for_data(cutoff: str, **context):  # type: ignore[no-untyped-def]
         """Wait until the cutoff's data is validated; fail at once for a day far past it."""
-        from clm import tasks
+        from clm.app import tasks
 
         return tasks.wait_for_data(context, "validated", cutoff)
 
     @task
     def cutoff_features(cutoff: str, **context):  # type: ignore[no-untyped-def]
         """Compute any missing feature snapshots at the training cutoffs."""
-        from clm import tasks
+        from clm.app import tasks
 
         return tasks.cutoff_features(cutoff, context)
 
     @task(outlets=[CHAMPION])
     def train_and_promote(cutoff: str, **context):  # type: ignore[no-untyped-def]
         """Train both families for churn and clv, log to MLflow, promote the best if better."""
-        from clm import tasks
+        from clm.app import tasks
 
         return tasks.train(cutoff, context)
 

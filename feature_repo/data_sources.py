@@ -1,4 +1,4 @@
-"""Offline sources: the date-partitioned snapshots written by clm.features.
+"""Offline sources: the date-partitioned snapshots written by clm.data.features.
 
 The folder comes from CLM_FEATURES_DIR (set by clm from CLM_HOME), so one
 environment switch moves the repo between checkouts, tests and production.

@@ -1,4 +1,4 @@
-"""Feature views, grouped by source. Names and descriptions come from clm.features."""
+"""Feature views, grouped by source. Names and descriptions come from clm.data.features."""
 
 from datetime import timedelta
 
@@ -7,7 +7,7 @@ from entities import customer
 from feast import FeatureView, Field
 from feast.types import Float64
 
-from clm.features import ENGAGEMENT_FEATURES, ORDER_FEATURES
+from clm.data.features import ENGAGEMENT_FEATURES, ORDER_FEATURES
 
 # A snapshot is valid for its day only: a row never borrows an older snapshot.
 SNAPSHOT_TTL = timedelta(days=1)

@@ -60,13 +60,13 @@ _HEADERS = {"X-Content-Type-Options": "nosniff", "Referrer-Policy": "no-referrer
 
 
 def _settings() -> Any:
-    from clm.settings import get_settings
+    from clm.core.settings import get_settings
 
     return get_settings()
 
 
 def _docs_root() -> Path:
-    from clm.validation import docs_index
+    from clm.data.validation import docs_index
 
     return docs_index(_settings().gx_dir).parent
 
@@ -95,8 +95,8 @@ def render_page() -> str:
     """The page's HTML, from the warehouse and the MLflow registry."""
     import pandas as pd
 
-    from clm import queries
-    from clm.report import champions, day_data, transition_matrix
+    from clm.app.report import champions, day_data, transition_matrix
+    from clm.data import queries
 
     settings = _settings()
     parts = [f"<!doctype html><html><head><meta charset='utf-8'><style>{_CSS}</style></head><body>"]
@@ -195,7 +195,7 @@ def render_page() -> str:
 @app.get("/segments", response_class=HTMLResponse)
 def segments_page() -> HTMLResponse:
     """The Customer segments page."""
-    from clm.warehouse import WarehouseBusy, waiting_at_most
+    from clm.data.warehouse import WarehouseBusy, waiting_at_most
 
     try:
         with waiting_at_most(5):

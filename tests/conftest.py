@@ -20,7 +20,7 @@ os.environ.setdefault("AIRFLOW_HOME", tempfile.mkdtemp(prefix="clm-airflow-"))
 os.environ["AIRFLOW__CORE__LOAD_EXAMPLES"] = "False"
 os.environ["AIRFLOW__CORE__DAGS_FOLDER"] = str(Path(__file__).resolve().parent.parent / "dags")
 
-from clm.settings import Settings, get_settings
+from clm.core.settings import Settings, get_settings
 
 
 @pytest.fixture
@@ -36,7 +36,7 @@ def settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Settings:
 @pytest.fixture
 def small_shop(settings: Settings) -> Settings:
     """200 customers over 40 days, landed."""
-    from clm.simulate import simulate_shop
+    from clm.data.simulate import simulate_shop
 
     simulate_shop(
         settings.landing_dir,

@@ -58,7 +58,7 @@ def test_task_graph(dagbag, dag_id) -> None:
 
 
 def test_each_dag_has_the_task_its_result_is_read_from(dagbag) -> None:
-    from clm.runner import RESULT_TASKS
+    from clm.app.runner import RESULT_TASKS
 
     assert set(RESULT_TASKS) == set(EXPECTED)
     for dag_id, task_id in RESULT_TASKS.items():
@@ -66,7 +66,7 @@ def test_each_dag_has_the_task_its_result_is_read_from(dagbag) -> None:
 
 
 def test_assets_chain_the_dags(dagbag) -> None:
-    from clm.assets import CHAMPION, DRIFT, FEATURES, SEGMENTS, TRAINING, VALIDATED
+    from clm.app.assets import CHAMPION, DRIFT, FEATURES, SEGMENTS, TRAINING, VALIDATED
 
     def outlets(dag_id):
         return {o.name for t in dagbag.dags[dag_id].tasks for o in t.outlets}

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from clm import warehouse
-from clm.settings import get_settings
+from clm.core.settings import get_settings
+from clm.data import warehouse
 
 pytestmark = pytest.mark.slow
 CLM = str(Path(sys.executable).parent / "clm")
@@ -106,7 +106,7 @@ def test_mlflow_has_both_families_and_the_champion_alias(pipeline) -> None:
     _, settings = pipeline
     import mlflow
 
-    from training.registry import setup_mlflow
+    from clm.ml.registry import setup_mlflow
 
     setup_mlflow(settings)  # tracking and registry: an earlier test may have moved either
     client = mlflow.MlflowClient()
@@ -194,7 +194,7 @@ def test_a_refused_batch_fails_the_airflow_task_with_the_rule(pipeline) -> None:
     """Runs last: lands a broken day after the simulated range and runs it through Airflow."""
     from datetime import timedelta
 
-    from clm.io import partition_dir, read_partition, write_partition
+    from clm.core.io import partition_dir, read_partition, write_partition
 
     env, settings = pipeline
     day = RUN_TO + timedelta(days=1)

@@ -9,9 +9,9 @@ import mlflow
 import pytest
 from typer.testing import CliRunner
 
-from clm.cli import app
-from clm.settings import Settings
-from training.registry import setup_mlflow
+from clm.app.cli import app
+from clm.core.settings import Settings
+from clm.ml.registry import setup_mlflow
 
 pytestmark = pytest.mark.slow
 

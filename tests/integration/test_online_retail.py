@@ -12,10 +12,10 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from clm.importers import import_online_retail
-from clm.ingest import ingest
-from clm.settings import PROJECT_ROOT, Settings
-from clm.warehouse import query
+from clm.core.settings import PROJECT_ROOT, Settings
+from clm.data.importers import import_online_retail
+from clm.data.ingest import ingest
+from clm.data.warehouse import query
 from tests.conftest import require_service
 
 SOURCE = Path(
@@ -80,7 +80,7 @@ def test_evaluate_reproduces_the_published_baselines(settings: Settings, tmp_pat
 
     from typer.testing import CliRunner
 
-    from clm.cli import app
+    from clm.app.cli import app
 
     require_service("the UCI Online Retail file", SOURCE.exists(), f"{SOURCE} is not there")
     out = tmp_path / "out.json"

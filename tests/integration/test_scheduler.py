@@ -29,7 +29,7 @@ from typing import Any
 
 import pytest
 
-from clm.airflow_api import AirflowAPI, serve, wait_for
+from clm.app.airflow_api import AirflowAPI, serve, wait_for
 from tests.browser import browser, chromium_path
 from tests.browser import text_with as _text_with
 from tests.conftest import free_port, require_service
@@ -120,8 +120,8 @@ def _scored_days(airflow: Airflow) -> list[str]:
 def test_the_scheduler_runs_the_chain_for_exactly_the_triggered_day(
     airflow: Airflow, chain: dict[str, Any]
 ) -> None:
-    from clm import warehouse
-    from clm.settings import get_settings
+    from clm.core.settings import get_settings
+    from clm.data import warehouse
 
     seconds = chain["seconds"]
     print(f"chain for ds={DAY} (ingest, features, train, score) took {seconds:.0f}s")  # noqa: T201
@@ -266,8 +266,8 @@ def test_the_pages_a_user_opens(airflow: Airflow, chain: dict[str, Any]) -> None
             assert "model_families" in text
             _shot(page, "airflow_train_trigger.png")
 
-            from clm.settings import get_settings
-            from training.registry import setup_mlflow
+            from clm.core.settings import get_settings
+            from clm.ml.registry import setup_mlflow
 
             settings = get_settings(home=airflow.home)
             setup_mlflow(settings)

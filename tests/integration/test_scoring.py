@@ -24,9 +24,9 @@ import pandas as pd
 import pytest
 import yaml
 
-from clm import warehouse
-from clm.segments import STAGES, load_rules
-from clm.settings import get_settings
+from clm.core.settings import get_settings
+from clm.data import warehouse
+from clm.data.segments import STAGES, load_rules
 from tests.browser import browser, chromium_path
 from tests.conftest import free_port, require_service
 from tests.integration.conftest import FIRST, LAST, ScoredShop, clm
@@ -85,7 +85,7 @@ def test_every_column_and_table_is_filled(scored_shop: ScoredShop, day_by_day) -
 
     from mlflow import MlflowClient
 
-    from training.registry import setup_mlflow
+    from clm.ml.registry import setup_mlflow
 
     setup_mlflow(settings)
     client = MlflowClient()
@@ -169,9 +169,9 @@ def test_postgres_warehouse_gets_the_same_tables_idempotently(
 CRASH = """
 import os, sys
 from datetime import date
-from clm import warehouse
-from clm.scoring import score_day
-from clm.settings import get_settings
+from clm.data import warehouse
+from clm.ml.scoring import score_day
+from clm.core.settings import get_settings
 
 calls = []
 real = {cls: cls.insert for cls in (warehouse.DuckDBTransaction, warehouse.PostgresTransaction)}
@@ -241,8 +241,8 @@ def test_a_champion_with_another_schema_is_refused(
     import numpy as np
     import xgboost
 
-    from clm.scoring import score_day
-    from training.registry import ChampionSchemaError, current_champion, setup_mlflow
+    from clm.ml.registry import ChampionSchemaError, current_champion, setup_mlflow
+    from clm.ml.scoring import score_day
 
     settings = _settings(scored_shop)
     monkeypatch.setenv("CLM_HOME", str(scored_shop.home))
@@ -294,7 +294,7 @@ IFRAME_TEXT = """(() => {
 @pytest.fixture(scope="module")
 def api_server(scored_shop: ScoredShop) -> Iterator[str]:
     """``airflow api-server`` on the scored shop's Airflow home, plugins loaded at start."""
-    from clm.settings import get_settings
+    from clm.core.settings import get_settings
 
     settings = get_settings(home=scored_shop.home)
     airflow = settings.airflow_home
@@ -351,9 +351,9 @@ def test_the_plugin_is_registered(api_server: str) -> None:
 
 def test_customer_segments_page_in_chromium(api_server: str, scored_shop: ScoredShop) -> None:
     require_service("Chromium", chromium_path() is not None, "apt-get install chromium")
-    from clm import warehouse
-    from clm.report import champions
-    from clm.settings import get_settings
+    from clm.app.report import champions
+    from clm.core.settings import get_settings
+    from clm.data import warehouse
 
     settings = get_settings(home=scored_shop.home)
     latest = warehouse.query(settings.warehouse, "SELECT MAX(ds) AS ds FROM segment_summary")

@@ -31,7 +31,7 @@ from typing import Any
 
 import pytest
 
-from clm.airflow_api import AirflowAPI, wait_for
+from clm.app.airflow_api import AirflowAPI, wait_for
 from tests.browser import browser, chromium_path, text_with
 from tests.conftest import require_service
 from tests.integration.conftest import CLM, clm

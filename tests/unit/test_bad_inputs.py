@@ -22,11 +22,11 @@ from urllib.parse import unquote
 import pandas as pd
 import pytest
 
-from clm.ingest import ingest, pending_days
-from clm.io import partition_dir, read_partition, sha256_file
-from clm.settings import Settings, get_settings
-from clm.validation import BatchValidationError, docs_index
-from clm.warehouse import query
+from clm.core.io import partition_dir, read_partition, sha256_file
+from clm.core.settings import Settings, get_settings
+from clm.data.ingest import ingest, pending_days
+from clm.data.validation import BatchValidationError, docs_index
+from clm.data.warehouse import query
 
 D0, D1 = date(2024, 3, 1), date(2024, 3, 2)
 N_CUSTOMERS, N_ORDERS = 10, 10

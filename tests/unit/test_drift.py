@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from clm.drift import profile, psi, psi_table
+from clm.data.drift import profile, psi, psi_table
 
 
 def _frame(seed: int, shift: float = 0.0, n: int = 5000) -> pd.DataFrame:
@@ -75,7 +75,7 @@ def test_an_empty_reference_frame_is_refused() -> None:
 def test_signal_drift_skips_unless_retraining_was_asked() -> None:
     from airflow.sdk.exceptions import AirflowSkipException
 
-    from clm.tasks import signal_drift
+    from clm.app.tasks import signal_drift
 
     with pytest.raises(AirflowSkipException, match="no drift"):
         signal_drift({"ds": "2024-01-01", "drifted": [], "retrain": False}, {})

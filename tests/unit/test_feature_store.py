@@ -17,17 +17,17 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from clm.feature_store import (
+from clm.core.io import read_partition, write_partition
+from clm.core.settings import PROJECT_ROOT, Settings
+from clm.data.feature_store import (
     apply_repo,
     get_store,
     historical_features,
     materialize_day,
     materialize_range,
 )
-from clm.features import FEATURE_DESCRIPTIONS, snapshot_timestamp, write_snapshot
-from clm.ingest import ingest
-from clm.io import read_partition, write_partition
-from clm.settings import PROJECT_ROOT, Settings
+from clm.data.features import FEATURE_DESCRIPTIONS, snapshot_timestamp, write_snapshot
+from clm.data.ingest import ingest
 
 CUTOFF = date(2024, 2, 1)
 DAYS = [CUTOFF + timedelta(days=i) for i in range(4)]
@@ -209,7 +209,7 @@ def test_feast_plan_accepts_the_repo_and_refuses_a_broken_definition(
 
 
 def test_a_copy_of_a_home_never_touches_the_original(store: Settings, tmp_path: Path) -> None:
-    from clm.settings import get_settings
+    from clm.core.settings import get_settings
 
     materialize_day(store, DAYS[-1])
     ids = _entities(store, DAYS[-1])["customer_id"].head(20).tolist()

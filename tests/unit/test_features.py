@@ -3,14 +3,14 @@ from datetime import UTC, date, datetime
 import pandas as pd
 import pytest
 
-from clm.features import (
+from clm.core.io import write_partition
+from clm.data.features import (
     ENGAGEMENT_FEATURES,
     ORDER_FEATURES,
     compute_features,
     training_cutoffs,
 )
-from clm.io import write_partition
-from clm.labels import compute_labels
+from clm.data.labels import compute_labels
 
 DS = date(2024, 4, 30)
 
@@ -113,7 +113,8 @@ def test_training_cutoffs_end_at_the_last_complete_window() -> None:
 
 
 def test_snapshots_have_one_layout_and_are_made_once(validated, tmp_path) -> None:
-    from clm.features import (
+    from clm.core.io import BatchError
+    from clm.data.features import (
         ENGAGEMENT_VIEW,
         ORDER_VIEW,
         ensure_snapshots,
@@ -122,7 +123,6 @@ def test_snapshots_have_one_layout_and_are_made_once(validated, tmp_path) -> Non
         snapshot_customers,
         snapshot_days,
     )
-    from clm.io import BatchError
 
     features = tmp_path / "features"
     earlier = date(2024, 4, 1)

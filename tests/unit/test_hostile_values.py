@@ -13,10 +13,10 @@ from pathlib import Path
 import pytest
 from rich.table import Table
 
-from clm.console import InertConsole, inert, styled
-from clm.ingest import ingest
-from clm.io import read_partition
-from clm.settings import PROJECT_ROOT, Settings
+from clm.core.console import InertConsole, inert, styled
+from clm.core.io import read_partition
+from clm.core.settings import PROJECT_ROOT, Settings
+from clm.data.ingest import ingest
 from tests.unit.test_bad_inputs import D1, N_ORDERS, _orders, _set, land, land_two_days
 
 

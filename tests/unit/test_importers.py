@@ -6,8 +6,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from clm.importers import ColumnMap, ImportInputError, import_transactions
-from clm.io import list_partitions, read_partition
+from clm.core.io import list_partitions, read_partition
+from clm.data.importers import ColumnMap, ImportInputError, import_transactions
 
 CSV = """txn,client,when,total,qty,cat,ctry
 t1,17850.0,2024-06-01 23:30:00,10.5,1,toys,UK

@@ -4,10 +4,10 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from clm.ingest import ingest, pending_days
-from clm.io import list_partitions, partition_dir, read_partition, write_partition
-from clm.settings import Settings, get_settings
-from clm.validation import BatchValidationError
+from clm.core.io import list_partitions, partition_dir, read_partition, write_partition
+from clm.core.settings import Settings, get_settings
+from clm.data.ingest import ingest, pending_days
+from clm.data.validation import BatchValidationError
 
 LAST = date(2024, 2, 9)
 
@@ -49,7 +49,7 @@ def test_chunked_catch_up_equals_one_run(small_shop: Settings, tmp_path, monkeyp
     monkeypatch.setenv("CLM_INGEST_CHUNK_MB", "0.05")  # about 50 KB of landing per GX run
     chunked = get_settings()
     shutil.copytree(small_shop.landing_dir, chunked.landing_dir)
-    from clm.ingest import _chunks
+    from clm.data.ingest import _chunks
 
     assert len(_chunks(chunked, pending_days(chunked, LAST))) > 3
     report = ingest(chunked, LAST)
@@ -105,10 +105,10 @@ def test_nothing_is_ingested_or_computed_for_a_day_past_the_landed_data(
     small_shop: Settings,
 ) -> None:
     """A run for a day that has not landed writes nothing, and says where the data ends."""
-    from clm.features import write_snapshot
-    from clm.ingest import ingest
-    from clm.io import BatchError
-    from clm.validation import BatchValidationError
+    from clm.core.io import BatchError
+    from clm.data.features import write_snapshot
+    from clm.data.ingest import ingest
+    from clm.data.validation import BatchValidationError
 
     last = date(2024, 2, 9)  # small_shop lands 2024-01-01 + 40 days
     with pytest.raises(
@@ -127,8 +127,8 @@ def test_memory_is_budgeted_by_what_files_hold_not_their_size(
 ) -> None:
     import gzip
 
-    from clm.ingest import _chunks
-    from clm.io import uncompressed_bytes
+    from clm.core.io import uncompressed_bytes
+    from clm.data.ingest import _chunks
 
     text = "order_id,amount\n" + "o1,1.0\n" * 300_000  # 2.1 MB that gzip packs into ~10 KB
     days = [date(2024, 3, 1), date(2024, 3, 2)]
@@ -151,7 +151,7 @@ def _sorted(frame: pd.DataFrame) -> pd.DataFrame:
 
 
 def _runs(settings: Settings) -> pd.DataFrame:
-    from clm.warehouse import query
+    from clm.data.warehouse import query
 
     return query(
         settings.warehouse,
@@ -187,7 +187,7 @@ def test_a_day_over_the_budget_is_validated_in_slices_with_the_same_result(
     monkeypatch.setenv("CLM_HOME", str(sliced_home))
     monkeypatch.setenv("CLM_INGEST_CHUNK_MB", "0.001")  # 1 KB: every day is sliced
     sliced = get_settings()
-    with caplog.at_level(logging.INFO, logger="clm.ingest"):
+    with caplog.at_level(logging.INFO, logger="clm.data.ingest"):
         ingest(sliced, last)
     assert "orders ds=2024-01-05: slice 3/" in caplog.text
     for root_a, root_b in (
@@ -215,7 +215,7 @@ def test_a_sliced_day_judges_a_column_over_the_whole_day(settings: Settings, mon
     """
     import math
 
-    from clm.io import slice_of, uncompressed_bytes
+    from clm.core.io import slice_of, uncompressed_bytes
 
     day, budget_mb = date(2024, 3, 1), 0.004
     ids = pd.Series([f"c{i:04d}" for i in range(400)])

@@ -8,14 +8,14 @@ from datetime import date
 
 import pytest
 
-from clm import ledger
-from clm.settings import Settings
+from clm.core.settings import Settings
+from clm.data import ledger
 
 D1, D2, D3 = date(2024, 3, 1), date(2024, 3, 2), date(2024, 3, 3)
 
 
 def _hold(home: str, ready, release) -> None:  # type: ignore[no-untyped-def]
-    from clm.settings import get_settings
+    from clm.core.settings import get_settings
 
     with ledger.home_lock(get_settings(home=home), "another clm run"):
         ready.set()

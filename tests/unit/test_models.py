@@ -8,9 +8,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from training import models
-from training.compare import run_candidates, task_data
-from training.metrics import bootstrap, calibration_error, churn_metrics
+from clm.ml import models
+from clm.ml.compare import run_candidates, task_data
+from clm.ml.metrics import bootstrap, calibration_error, churn_metrics
 
 
 def _frame(n: int = 900, seed: int = 0) -> pd.DataFrame:

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from clm.settings import PROJECT_ROOT, Settings
+from clm.core.settings import PROJECT_ROOT, Settings
 
 
 @pytest.fixture

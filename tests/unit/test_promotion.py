@@ -16,15 +16,15 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from clm import warehouse
-from clm.cli import app
-from clm.settings import Settings
-from training import models
-from training.compare import Candidate, task_data
-from training.metrics import score
-from training.promotion import decide
-from training.registry import REGISTERED, current_champion, rollback, setup_mlflow
-from training.train import _decide_and_promote
+from clm.app.cli import app
+from clm.core.settings import Settings
+from clm.data import warehouse
+from clm.ml import models
+from clm.ml.compare import Candidate, task_data
+from clm.ml.metrics import score
+from clm.ml.promotion import decide
+from clm.ml.registry import REGISTERED, current_champion, rollback, setup_mlflow
+from clm.ml.train import _decide_and_promote
 
 NAMES = ["f0", "f1", "f2"]
 DS = date(2024, 6, 1)
@@ -161,7 +161,7 @@ def test_a_schema_mismatch_is_refused_even_when_forced(settings: Settings) -> No
 
 def test_rollback_moves_the_alias_back(settings: Settings, monkeypatch) -> None:
     # The feature service's names (Feast's own path is covered in test_scoring).
-    monkeypatch.setattr("clm.feature_store.feature_names", lambda settings, service: NAMES)
+    monkeypatch.setattr("clm.data.feature_store.feature_names", lambda settings, service: NAMES)
     frame = _frame()
     _promote(settings, frame)
     _promote(settings, frame, ds=date(2024, 6, 8), force=True)

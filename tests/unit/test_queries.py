@@ -8,7 +8,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from clm import queries, warehouse
+from clm.data import queries, warehouse
 
 D1, D2 = date(2024, 3, 1), date(2024, 3, 2)
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from dataclasses import asdict
 
-from clm.ingest import IngestReport
-from clm.runner import RESULT_TASKS, RunRecord, tally
-from training.train import TrainResult
+from clm.app.runner import RESULT_TASKS, RunRecord, tally
+from clm.data.ingest import IngestReport
+from clm.ml.train import TrainResult
 
 
 def _ingest(landed: int, quarantined: int, rule: str) -> RunRecord:

@@ -1,8 +1,8 @@
 import pandas as pd
 import pytest
 
-from clm.segments import assign_segments, load_rules, summarize, transitions
-from clm.settings import PROJECT_ROOT
+from clm.core.settings import PROJECT_ROOT
+from clm.data.segments import assign_segments, load_rules, summarize, transitions
 
 RULES = load_rules(PROJECT_ROOT / "clm" / "config" / "segments.yaml")
 

@@ -4,9 +4,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from clm.contracts import CONTRACTS
-from clm.io import list_partitions, read_partition
-from clm.simulate import simulate_shop
+from clm.core.contracts import CONTRACTS
+from clm.core.io import list_partitions, read_partition
+from clm.data.simulate import simulate_shop
 
 
 def _run(root: Path, seed: int) -> None:

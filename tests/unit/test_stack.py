@@ -1,7 +1,7 @@
 """docker-compose.yml and ``clm stack`` are one topology: the same services, settings and commands.
 
 The compose file cannot run here (no Docker engine), so it is checked against
-the compose specification's JSON schema and against :mod:`clm.stack`, which
+the compose specification's JSON schema and against :mod:`clm.app.stack`, which
 runs the same services as processes and is exercised for real by
 ``tests/integration/test_stack.py``.
 """
@@ -16,8 +16,8 @@ from typing import Any
 import pytest
 import yaml
 
-from clm import stack
-from clm.stack import SECRETS, Endpoints, StackError, check_secrets, service_env
+from clm.app import stack
+from clm.app.stack import SECRETS, Endpoints, StackError, check_secrets, service_env
 
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE = ROOT / "docker-compose.yml"
@@ -88,6 +88,11 @@ def test_compose_and_the_processes_run_the_same_commands(compose: dict[str, Any]
     assert services["clm-init"]["command"] == ["clm", "stack", "check-secrets"]
     assert services["airflow-worker-1"]["command"].count("CeleryExecutor") == 0
     assert compose["x-clm-env"]["AIRFLOW__CORE__EXECUTOR"] == "CeleryExecutor"
+
+
+def test_compose_mlflow_runs_with_the_settings_of_the_process(compose: dict[str, Any]) -> None:
+    env = _as_text(compose["services"]["mlflow"]["environment"])
+    assert stack.MLFLOW_SERVER_ENV.items() <= env.items()
 
 
 def test_compose_mlflow_signs_in_as_the_processes_do() -> None:
@@ -197,7 +202,7 @@ def test_a_half_configured_stack_is_refused_not_completed(
 def test_the_process_stack_listens_only_on_localhost_and_keeps_secrets_off_command_lines(
     tmp_path: Path,
 ) -> None:
-    from clm.settings import Settings
+    from clm.core.settings import Settings
 
     s = stack.Stack(Settings(home=tmp_path))
     ports = {"postgres": 1, "redis": 2, "mlflow": 3, "airflow": 4, "triggerer_logs": 5}

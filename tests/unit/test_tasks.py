@@ -8,9 +8,9 @@ from types import SimpleNamespace
 import pytest
 from airflow.sdk.exceptions import AirflowFailException
 
-from clm import tasks
-from clm.io import write_partition
-from clm.settings import Settings
+from clm.app import tasks
+from clm.core.io import write_partition
+from clm.core.settings import Settings
 
 LAST = date(2024, 3, 10)
 

@@ -1,8 +1,8 @@
 import numpy as np
 import pytest
 
-from training.metrics import churn_metrics, normalized_gini, top_decile_lift, value_metrics
-from training.promotion import decide
+from clm.ml.metrics import churn_metrics, normalized_gini, top_decile_lift, value_metrics
+from clm.ml.promotion import decide
 
 
 def test_first_model_is_promoted() -> None:

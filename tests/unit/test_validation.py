@@ -5,9 +5,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from clm.contracts import CONTRACTS
-from clm.settings import PROJECT_ROOT
-from clm.validation import (
+from clm.core.contracts import CONTRACTS
+from clm.core.settings import PROJECT_ROOT
+from clm.data.validation import (
     HELPER_COLUMNS,
     BatchValidationError,
     check_output,

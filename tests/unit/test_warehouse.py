@@ -10,8 +10,8 @@ from datetime import date
 import pandas as pd
 import pytest
 
-from clm import warehouse
-from clm.warehouse import Partition
+from clm.data import warehouse
+from clm.data.warehouse import Partition
 
 D1, D2 = date(2024, 1, 1), date(2024, 1, 2)
 
@@ -113,8 +113,8 @@ CRASH = """
 import os, sys
 from datetime import date
 import pandas as pd
-from clm import warehouse
-from clm.warehouse import Partition
+from clm.data import warehouse
+from clm.data.warehouse import Partition
 
 url, rows = sys.argv[1], int(sys.argv[2])
 calls = []
@@ -179,7 +179,7 @@ LEAKY_URLS = [
 def test_no_form_of_url_leaks_its_password(leaky: str) -> None:
     import traceback
 
-    from clm.redact import redact_url
+    from clm.core.redact import redact_url
 
     assert "hunter2" not in redact_url(leaky)
     with pytest.raises(ConnectionError) as err:
@@ -196,7 +196,7 @@ def test_the_psycopg_driver_form_reads_and_writes(postgres_url: str) -> None:
 
 
 def test_settings_never_print_their_urls() -> None:
-    from clm.settings import get_settings
+    from clm.core.settings import get_settings
 
     settings = get_settings(warehouse_url=LEAKY_URLS[0], mlflow_tracking_uri=LEAKY_URLS[1])
     assert "hunter2" not in repr(settings) and "hunter2" not in str(settings)

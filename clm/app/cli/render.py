@@ -1,0 +1,281 @@
+"""Rich tables of what the commands found. Rendering only: no queries, no side effects.
+
+Every value that came from landed data goes in as a plain string or ``Text``,
+never as markup (``clm.core.console`` makes the console inert).
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import date
+from typing import Any
+
+import pandas as pd
+from rich.table import Table
+from rich.text import Text
+
+from clm.core.console import console, styled
+
+
+def ingest_summary(
+    landed: dict[str, int],
+    valid: dict[str, int],
+    quarantined: dict[str, int],
+    reasons: dict[str, dict[str, int]],
+) -> None:
+    """The validation gate's counts per table over a run, and its quarantine reasons."""
+    table = Table(title="Validation (Great Expectations)")
+    for col in ("table", "landed", "validated", "quarantined"):
+        table.add_column(col, justify="right" if col != "table" else "left")
+    for name, n in landed.items():
+        table.add_row(name, f"{n:,}", f"{valid[name]:,}", f"{quarantined[name]:,}")
+    if landed:
+        console.print(table)
+    else:
+        console.print("Validation: nothing new; every day of the range was already processed.")
+    for name, rules in reasons.items():
+        listed = ", ".join(f"{rule} ({n:,})" for rule, n in sorted(rules.items()))
+        console.print(f"  quarantined {name}: {listed}")
+    console.print("  per day: `clm validations --ds D`; GX data docs: make data-docs")
+
+
+def training_summary(result: Any) -> None:
+    """One training run: each task's metrics per family and the promotion decision."""
+    for task, families in result.metrics.items():
+        names = list(next(iter(families.values())).keys())
+        table = Table(title=f"{task} models, training run ds={result.ds} ({result.split} split)")
+        table.add_column("metric")
+        for family in families:
+            table.add_column(family, justify="right")
+        for metric in names:
+            table.add_row(metric, *[f"{families[f][metric]:.4f}" for f in families])
+        decision = result.decisions[task]
+        console.print(table)
+        console.print(
+            styled(
+                "  -> {} registered as v{}: [bold]{}[/] ({})",
+                decision["family"],
+                decision["version"],
+                decision["decision"],
+                "; ".join(decision["reasons"]),
+            )
+        )
+
+
+def segments(ds: date, summary: pd.DataFrame, stages: pd.DataFrame) -> None:
+    """A day's segment summary and its lifecycle stage x next best action counts."""
+    table = Table(title=f"Segments on {ds}")
+    for col in ("segment", "customers", "mean churn p", "total expected spend"):
+        table.add_column(col, justify="left" if col == "segment" else "right")
+    for _, row in summary.iterrows():
+        table.add_row(
+            row.segment,
+            f"{row.customers:,}",
+            f"{row.mean_churn_probability:.3f}",
+            f"{row.total_expected_spend:,.0f}",
+        )
+    table.add_row(
+        Text("all", style="bold"), Text(f"{summary.customers.sum():,}", style="bold"), "", ""
+    )
+    console.print(table)
+    st = Table(title=f"Lifecycle stage x next best action on {ds}")
+    st.add_column("lifecycle_stage")
+    st.add_column("next_best_action")
+    st.add_column("customers", justify="right")
+    for _, row in stages.iterrows():
+        st.add_row(row.lifecycle_stage, row.next_best_action, f"{row.n:,}")
+    console.print(st)
+
+
+def import_report(report: Any, seconds: float) -> None:
+    """What an import read, landed, left out and rejected, and the command to run next."""
+    table = Table(title=f"Import of {report.source}", show_header=False)
+    table.add_column("what")
+    table.add_column("count", justify="right")
+    rows = [
+        ("lines read", report.lines_read),
+        ("  without a customer id (left out)", report.lines_without_customer),
+        ("  rejected: unparseable (see rejects file)", report.lines_rejected),
+        ("  malformed CSV lines (see rejects file)", report.malformed_lines),
+        ("  cancellation lines", report.cancellation_lines),
+        ("  sale lines", report.sale_lines),
+        ("orders landed", report.orders),
+        ("  completed", report.completed_orders),
+        ("  cancelled", report.cancelled_orders),
+        ("customers landed", report.customers),
+        ("  already landed earlier (skipped)", report.customers_already_landed),
+        ("days", report.days),
+    ]
+    for label, value in rows:
+        table.add_row(label, f"{value:,}")
+    console.print(table)
+    for note in report.notes:
+        console.print(styled("[yellow]note:[/] {}", note))
+    if report.rejected_path:
+        console.print(f"Rejected lines: {report.rejected_path}")
+    if report.first_day:
+        console.print(
+            styled(
+                "[green]Landed[/] {}..{} in {}s. Next: [bold]clm run --start {} --end {}[/] "
+                "(or trigger clm_ingest in the Airflow UI)",
+                report.first_day,
+                report.last_day,
+                f"{seconds:.1f}",
+                report.first_day,
+                report.last_day,
+            )
+        )
+
+
+def validations(day: date, runs: pd.DataFrame) -> None:
+    """A day's validation runs: counts per table, failed rules, warnings, errors."""
+    table = Table(title=f"Validation on {day}")
+    for col in ("table", "status", "landed", "validated", "quarantined", "failures", "warnings"):
+        table.add_column(
+            col, justify="right" if col in {"landed", "validated", "quarantined"} else "left"
+        )
+    for _, row in runs.iterrows():
+        colour = {"passed": "green", "quarantined": "yellow"}.get(row.status, "red")
+        table.add_row(
+            row.table_name,
+            Text(row.status, style=colour),
+            f"{row.landed:,}",
+            f"{row.validated:,}",
+            f"{row.quarantined:,}",
+            ", ".join(f"{k}: {v}" for k, v in json.loads(row.failures).items()) or "-",
+            ", ".join(f"{k}" for k in json.loads(row.warnings)) or "-",
+        )
+    console.print(table)
+    for _, row in runs[runs.status == "failed"].iterrows():
+        console.print(styled("[red]{}:[/] {}", row.table_name, row.error))
+
+
+def customer(view: Any) -> None:
+    """A customer's online features (with the lookup's latency) and latest segment row."""
+    table = Table(
+        title=f"Online features of {view.customer_id}",
+        caption=f"Feast online lookup {view.lookup_ms:.1f} ms "
+        f"(store opened in {view.opened_ms:.0f} ms)",
+    )
+    table.add_column("feature")
+    table.add_column("value", justify="right")
+    for key in sorted(view.features):
+        value = view.features[key]
+        table.add_row(key, "" if value is None else f"{value:.4g}")
+    console.print(table)
+    if view.segment is not None:
+        console.print_json(json.dumps(view.segment, default=str), ensure_ascii=True)
+
+
+def promotions(history: pd.DataFrame, champions: dict[str, str | None]) -> None:
+    """The promotion history, then where each ``@champion`` points."""
+    table = Table(title="Promotion history")
+    for col in (
+        "ds",
+        "model",
+        "version",
+        "family",
+        "metric",
+        "score",
+        "champion",
+        "decision",
+        "reasons",
+    ):
+        table.add_column(col)
+    for _, r in history.iterrows():
+        champion = "-" if r.champion_version is None else f"v{r.champion_version}"
+        table.add_row(
+            str(r.ds.date()),
+            r.model_name,
+            f"v{r.challenger_version}",
+            r.challenger_family,
+            r.metric,
+            f"{r.challenger_score:.4f}",
+            champion,
+            r.decision,
+            r.reasons,
+        )
+    console.print(table)
+    for name, version in champions.items():
+        console.print(f"{name}@champion = " + (f"v{version}" if version else "none"))
+
+
+def evaluation(report: dict[str, Any]) -> None:
+    """``clm evaluate``'s comparison: each candidate's metrics and intervals, verdicts, targets."""
+    from clm.ml.evaluate import best_value
+    from clm.ml.metrics import LOWER_IS_BETTER
+
+    rows = report["rows"]
+    console.print(
+        styled("[bold]{}[/]: ", report["dataset"]),
+        f"{report['split']} split, cutoffs "
+        f"{', '.join(report['cutoffs'])} (test {report['test_cutoff']}), "
+        f"H={report['horizon_days']} days; rows train {rows.get('train', 0):,}, "
+        f"val {rows.get('val', 0):,}, "
+        f"test {rows.get('test', 0):,}; test churn rate {report['churn_rate_test']:.1%}",
+    )
+    for task, body in report["tasks"].items():
+        entries = body["candidates"]
+        metrics = list(entries[0]["metrics"])
+        table = Table(
+            title=f"{task}: {body['label']} (primary {body['primary']}; "
+            f"95% bootstrap intervals, {report['bootstrap_resamples']} resamples)",
+            title_justify="left",
+        )
+        table.add_column("candidate")
+        table.add_column("kind")
+        for m in metrics:
+            arrow = "↓" if m in LOWER_IS_BETTER else "↑"
+            table.add_column(f"{m} {arrow}", justify="right")
+        best = {m: best_value(entries, m, ("model", "baseline")) for m in metrics}
+        for e in entries:
+            cells = []
+            for m in metrics:
+                v = e["metrics"][m]
+                winner = e["kind"] != "ceiling" and v["value"] == best[m]
+                cells.append(
+                    Text(
+                        f"{v['value']:.3f} [{v['low']:.3f}, {v['high']:.3f}]",
+                        style="bold green" if winner else "",
+                    )
+                )
+            style = "dim" if e["kind"] == "ceiling" else None
+            table.add_row(e["name"], e["kind"], *cells, style=style)
+        # Intervals need room: never squeeze the table below 160 columns.
+        console.print(table, width=max(console.width, 160))
+        for name, verdict in body["verdicts"].items():
+            if verdict["beats_every_baseline"]:
+                console.print(f"  {name} beats every baseline on every metric")
+            else:
+                console.print(
+                    styled(
+                        "  [yellow]{} does not beat every baseline:[/] {}",
+                        name,
+                        "; ".join(verdict["not_beaten"]),
+                    )
+                )
+        if "targets" in body:
+            _targets(task, body["targets"])
+    console.print(f"done in {report['seconds']:.0f} s; workspace {report['workspace']}")
+
+
+def _targets(task: str, targets: dict[str, Any]) -> None:
+    t = Table(title=f"{task}: DESIGN section 10 targets", title_justify="left")
+    t.add_column("metric")
+    t.add_column("target", justify="right")
+    models = [k for k in next(iter(targets.values())) if k not in ("target", "lower_is_better")]
+    for name in models:
+        t.add_column(name, justify="right")
+    for metric, row in targets.items():
+        cells = []
+        for name in models:
+            ok = row[name]["met"]
+            cells.append(
+                Text(
+                    f"{row[name]['value']:.3f} {'met' if ok else 'NOT met'}",
+                    style="green" if ok else "red",
+                )
+            )
+        sign = "<" if row["lower_is_better"] else ">"
+        t.add_row(metric, f"{sign} {row['target']}", *cells)
+    console.print(t)

@@ -1,0 +1,200 @@
+"""Feast glue: apply the repo, materialize a day, build point-in-time training sets."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import sys
+from datetime import date, timedelta
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from clm.core.io import BatchError
+from clm.core.settings import Settings
+from clm.data.features import snapshot_customers, snapshot_days, snapshot_timestamp
+
+log = logging.getLogger(__name__)
+
+
+def _typechecked_off(target: Any = None, **_options: Any) -> Any:
+    """typeguard's ``@typechecked`` as Python's ``-O`` makes it: the target, unchanged."""
+    return target if target is not None else _typechecked_off
+
+
+def _import_feast_without_typeguard() -> None:
+    """Make importing Feast cost 1 s instead of 7 s, in every process that opens the store.
+
+    Feast decorates its classes with typeguard's ``@typechecked``, which re-parses
+    and recompiles Feast's own source at import: about 6 s of every Airflow task
+    that touches Feast, and of ``clm customer``. Python's switch for that is ``-O``,
+    which would also strip every library's asserts; this applies it to typeguard
+    alone (Feast is its only user here), before Feast is first imported.
+    """
+    if "feast" in sys.modules:
+        return
+    import typeguard
+
+    typeguard.typechecked = _typechecked_off
+
+
+_import_feast_without_typeguard()
+
+
+def _repo_digest(repo: Path, yaml_name: str) -> str:
+    digest = hashlib.sha256()
+    for path in sorted([*repo.glob("*.py"), repo / yaml_name]):
+        digest.update(path.name.encode())
+        digest.update(path.read_bytes())
+    return digest.hexdigest()
+
+
+def get_store(settings: Settings) -> Any:
+    """The FeatureStore of ``feature_repo/`` with the configured yaml variant."""
+    settings.export_env()
+    from feast import FeatureStore
+
+    settings.feast_dir.mkdir(parents=True, exist_ok=True)
+    return FeatureStore(
+        repo_path=str(settings.feast_repo),
+        fs_yaml_file=settings.feast_repo / settings.feast_yaml,
+    )
+
+
+def apply_repo(settings: Settings, force: bool = False) -> bool:
+    """``feast apply`` the repo when its definitions changed since the last apply.
+
+    Returns:
+        True if Feast applied, False if the registry was already current.
+    """
+    settings.export_env()
+    from feast.repo_config import load_repo_config
+    from feast.repo_operations import apply_total
+
+    repo = settings.feast_repo
+    stamp = settings.feast_dir / "applied.sha256"
+    digest = _repo_digest(repo, settings.feast_yaml) + str(settings.features_dir)
+    if not force and stamp.exists() and stamp.read_text() == digest:
+        log.info("feast registry is current (%s)", digest[:12])
+        return False
+    settings.feast_dir.mkdir(parents=True, exist_ok=True)
+    # Feast imports the repo's modules by their bare names, as the CLI does.
+    if str(repo) not in sys.path:
+        sys.path.insert(0, str(repo))
+    # Sources read CLM_FEATURES_DIR at import: drop cached repo modules so a
+    # process that switches CLM_HOME applies the paths of the current one.
+    for name, module in list(sys.modules.items()):
+        module_file = getattr(module, "__file__", None)
+        if module_file and Path(module_file).resolve().parent == repo.resolve():
+            del sys.modules[name]
+    config = load_repo_config(repo, repo / settings.feast_yaml)
+    _forget_other_homes_infra(settings)
+    apply_total(config, repo, skip_source_validation=False)
+    stamp.write_text(digest)
+    log.info("feast apply of %s done", repo)
+    return True
+
+
+def _forget_other_homes_infra(settings: Settings) -> None:
+    """Drop infrastructure records that point outside this home before ``feast apply``.
+
+    Feast's registry records the online store tables it created, with their
+    file path. A copy of a home (a backup, a staging copy) carries the
+    original's records, and ``feast apply`` tears down what it no longer
+    declares: it would drop the original home's online tables. Forgetting
+    those records makes apply create this home's tables and touch no other.
+    """
+    from feast.infra.infra_object import Infra
+
+    store = get_store(settings)
+    try:
+        infra = store.registry.get_infra(store.project, allow_cache=False)
+    except Exception:  # no registry yet: nothing recorded
+        return
+    home = settings.home.resolve()
+    foreign = [
+        obj
+        for obj in infra.infra_objects
+        if getattr(obj, "path", None) and not Path(obj.path).resolve().is_relative_to(home)
+    ]
+    if foreign:
+        log.warning(
+            "the Feast registry records %d online table(s) of another home (%s); "
+            "forgetting them, not dropping them",
+            len(foreign),
+            foreign[0].path,
+        )
+        store.registry.update_infra(Infra(), store.project, commit=True)
+
+
+def materialize_range(settings: Settings, first: date, last: date) -> dict[str, int]:
+    """Materialize the snapshots of ``first..last`` into the online store.
+
+    The interval is explicit, never Feast's incremental watermark: a ``feast
+    apply`` that resets the watermark (Feast issue 2905) cannot make a run skip
+    or repeat days. Feast's online stores overwrite unconditionally, so when
+    newer snapshots exist the interval is extended to the newest one: the
+    online store always serves each customer's latest snapshot, and re-running
+    or backfilling past days never rolls it back. A backfill in one call
+    leaves the same online values as running its days one by one.
+
+    Returns:
+        Rows per feature view in the snapshots of the interval.
+    """
+    days = snapshot_days(settings.features_dir)
+    if last not in days:
+        raise BatchError(f"no feature snapshot for ds={last}: run clm_features for that day first")
+    newest = max(days, default=last)
+    if newest > last:
+        log.info("snapshots up to %s exist: materializing through %s, not %s", newest, newest, last)
+        last = newest
+    store = get_store(settings)
+    start = snapshot_timestamp(first)
+    # The last instant of ``last``: Feast's file (dask) offline store includes
+    # end_date, other stores exclude it; this bound is right under both.
+    end = snapshot_timestamp(last) + timedelta(days=1) - timedelta(microseconds=1)
+    store.materialize(start_date=start, end_date=end)
+    counts = {}
+    for view in store.list_feature_views():
+        counts[view.name] = 0
+        day = first
+        while day <= last:
+            counts[view.name] += snapshot_customers(settings.features_dir, view.name, day)
+            day += timedelta(days=1)
+    log.info("materialized %s into the online store for [%s, %s]", counts, start, end)
+    return counts
+
+
+def materialize_day(settings: Settings, ds: date) -> dict[str, int]:
+    """Materialize the ds snapshot of every view into the online store (the day ds)."""
+    return materialize_range(settings, ds, ds)
+
+
+def historical_features(
+    settings: Settings, entity_df: pd.DataFrame, feature_service: str
+) -> pd.DataFrame:
+    """Point-in-time join of ``(customer_id, event_timestamp)`` rows with a feature service."""
+    store = get_store(settings)
+    service = store.get_feature_service(feature_service)
+    job = store.get_historical_features(entity_df=entity_df, features=service)
+    return job.to_df()
+
+
+def feature_names(settings: Settings, feature_service: str) -> list[str]:
+    """Feature names of a service, in the service's order."""
+    store = get_store(settings)
+    service = store.get_feature_service(feature_service)
+    return [f.name for proj in service.feature_view_projections for f in proj.features]
+
+
+def online_features(
+    settings: Settings, customer_id: str, feature_service: str, store: Any = None
+) -> dict[str, Any]:
+    """Online lookup of one customer's features (pass ``store`` to reuse an open one)."""
+    store = store or get_store(settings)
+    service = store.get_feature_service(feature_service)
+    response = store.get_online_features(
+        features=service, entity_rows=[{"customer_id": customer_id}]
+    )
+    return {k: v[0] for k, v in response.to_dict().items()}

@@ -1,0 +1,316 @@
+"""Customer features as of ds, computed set-based in DuckDB (DESIGN §5).
+
+"As of ds" means data up to the end of day ds and nothing later. Each snapshot
+is stamped ``event_timestamp = ds 00:00 UTC``: a training row for cutoff t has
+the same stamp, so Feast's point-in-time join picks the snapshot of t and
+never a later one.
+
+The population is every customer with at least one completed order on or
+before ds. Two views, grouped by source: ``order_features`` and
+``engagement_features``.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+
+import duckdb
+import pandas as pd
+
+from clm.core.io import (
+    BatchError,
+    list_partitions,
+    newest_partition,
+    partition_dir,
+    partition_glob,
+    read_partition,
+    write_partition,
+)
+from clm.core.settings import LANDING_TABLES
+
+log = logging.getLogger(__name__)
+
+ORDER_VIEW = "order_features"
+ENGAGEMENT_VIEW = "engagement_features"
+
+# name -> description; the Feast views are built from these, so they cannot drift.
+ORDER_FEATURES: dict[str, str] = {
+    "recency_days": "Days since the last completed order.",
+    "tenure_days": "Days since the first completed order.",
+    "frequency_30d": "Completed orders in the last 30 days.",
+    "frequency_90d": "Completed orders in the last 90 days.",
+    "frequency_365d": "Completed orders in the last 365 days.",
+    "frequency_lifetime": "Completed orders ever.",
+    "monetary_30d": "Spend on completed orders in the last 30 days.",
+    "monetary_90d": "Spend on completed orders in the last 90 days.",
+    "monetary_365d": "Spend on completed orders in the last 365 days.",
+    "monetary_lifetime": "Spend on completed orders ever.",
+    "avg_order_value": "Mean completed order amount.",
+    "ipt_mean_days": "Mean days between consecutive purchase days (null with one).",
+    "ipt_std_days": "Std of days between purchase days (null with fewer than three).",
+    "max_gap_days": "Longest gap between purchase days.",
+    "last_gap_days": "Days between the last two purchase days (null with one).",
+    "trend_ratio_30_90": "Orders in the last 30 days over the monthly rate of the 90 before.",
+    "category_breadth": "Distinct categories bought.",
+    "discount_share": "Share of completed orders with a discount.",
+    "cancel_rate": "Share of all orders cancelled.",
+    "return_rate": "Share of all orders returned.",
+}
+ENGAGEMENT_FEATURES: dict[str, str] = {
+    "visits_30d": "Site visits in the last 30 days.",
+    "visits_90d": "Site visits in the last 90 days.",
+    "product_views_30d": "Product views in the last 30 days.",
+    "add_to_cart_30d": "Add-to-cart events in the last 30 days.",
+    "visit_trend_30_90": "Visits in the last 30 days over the monthly rate of the 90 before.",
+    "days_since_last_visit": "Days since the last visit (null if none).",
+    "support_tickets_90d": "Support tickets in the last 90 days.",
+    "low_ratings_90d": "Reviews rated 1 or 2 in the last 90 days.",
+    "avg_rating": "Mean review rating ever (null if none).",
+}
+FEATURE_DESCRIPTIONS = {**ORDER_FEATURES, **ENGAGEMENT_FEATURES}
+
+
+@dataclass(frozen=True)
+class SnapshotPaths:
+    """Files written for one ds."""
+
+    orders: Path
+    engagement: Path
+    customers: int
+
+
+def snapshot_timestamp(ds: date) -> datetime:
+    """The Feast event timestamp of the snapshot as of ``ds``."""
+    return datetime(ds.year, ds.month, ds.day, tzinfo=UTC)
+
+
+_ORDER_SQL = """
+WITH o AS (
+    -- DECIMAL sums are exact, so a re-run gives the same bits whatever the thread order.
+    SELECT customer_id, order_id, CAST(amount AS DECIMAL(18, 4)) AS amount, category,
+           discount, status,
+           CAST(order_ts AS DATE) AS d
+    FROM read_parquet($orders, hive_partitioning = true)
+    WHERE ds <= $ds
+),
+c AS (SELECT * FROM o WHERE status = 'completed'),
+days AS (
+    SELECT customer_id, d, d - LAG(d) OVER (PARTITION BY customer_id ORDER BY d) AS gap
+    FROM (SELECT DISTINCT customer_id, d FROM c)
+),
+ipt AS (
+    SELECT customer_id, AVG(gap) AS ipt_mean_days,
+           -- the sample standard deviation from exact integer sums (STDDEV_SAMP's
+           -- parallel merge can differ in the last bit between runs)
+           CASE WHEN COUNT(gap) > 1 THEN SQRT(GREATEST(
+               (COUNT(gap) * SUM(gap * gap) - SUM(gap) * SUM(gap))::DOUBLE
+               / (COUNT(gap) * (COUNT(gap) - 1)), 0)) END AS ipt_std_days,
+           COALESCE(MAX(gap), 0) AS max_gap_days, ARG_MAX(gap, d) AS last_gap_days
+    FROM days GROUP BY customer_id
+),
+agg AS (
+    SELECT customer_id,
+        $ds - MAX(d) AS recency_days,
+        $ds - MIN(d) AS tenure_days,
+        COUNT(*) FILTER (WHERE d > $ds - 30) AS frequency_30d,
+        COUNT(*) FILTER (WHERE d > $ds - 90) AS frequency_90d,
+        COUNT(*) FILTER (WHERE d > $ds - 365) AS frequency_365d,
+        COUNT(*) AS frequency_lifetime,
+        COALESCE(SUM(amount) FILTER (WHERE d > $ds - 30), 0) AS monetary_30d,
+        COALESCE(SUM(amount) FILTER (WHERE d > $ds - 90), 0) AS monetary_90d,
+        COALESCE(SUM(amount) FILTER (WHERE d > $ds - 365), 0) AS monetary_365d,
+        SUM(amount) AS monetary_lifetime,
+        AVG(amount) AS avg_order_value,
+        COUNT(*) FILTER (WHERE d > $ds - 120 AND d <= $ds - 30) AS prev_90d,
+        COUNT(DISTINCT category) AS category_breadth,
+        AVG(CASE WHEN discount > 0 THEN 1.0 ELSE 0.0 END) AS discount_share
+    FROM c GROUP BY customer_id
+),
+st AS (
+    SELECT customer_id,
+        AVG(CASE WHEN status = 'cancelled' THEN 1.0 ELSE 0.0 END) AS cancel_rate,
+        AVG(CASE WHEN status = 'returned' THEN 1.0 ELSE 0.0 END) AS return_rate
+    FROM o GROUP BY customer_id
+)
+SELECT agg.customer_id,
+    CAST(agg.recency_days AS DOUBLE) AS recency_days,
+    CAST(agg.tenure_days AS DOUBLE) AS tenure_days,
+    CAST(frequency_30d AS DOUBLE) AS frequency_30d,
+    CAST(frequency_90d AS DOUBLE) AS frequency_90d,
+    CAST(frequency_365d AS DOUBLE) AS frequency_365d,
+    CAST(frequency_lifetime AS DOUBLE) AS frequency_lifetime,
+    CAST(monetary_30d AS DOUBLE) AS monetary_30d,
+    CAST(monetary_90d AS DOUBLE) AS monetary_90d,
+    CAST(monetary_365d AS DOUBLE) AS monetary_365d,
+    CAST(monetary_lifetime AS DOUBLE) AS monetary_lifetime,
+    CAST(avg_order_value AS DOUBLE) AS avg_order_value,
+    CAST(ipt_mean_days AS DOUBLE) AS ipt_mean_days,
+    CAST(ipt_std_days AS DOUBLE) AS ipt_std_days,
+    CAST(max_gap_days AS DOUBLE) AS max_gap_days,
+    CAST(last_gap_days AS DOUBLE) AS last_gap_days,
+    CASE WHEN prev_90d > 0 THEN frequency_30d / (prev_90d / 3.0) END AS trend_ratio_30_90,
+    CAST(category_breadth AS DOUBLE) AS category_breadth,
+    CAST(discount_share AS DOUBLE) AS discount_share,
+    CAST(st.cancel_rate AS DOUBLE) AS cancel_rate,
+    CAST(st.return_rate AS DOUBLE) AS return_rate
+FROM agg JOIN ipt USING (customer_id) JOIN st USING (customer_id)
+ORDER BY agg.customer_id
+"""
+
+_ENGAGEMENT_SQL = """
+WITH e AS (
+    SELECT customer_id, event_type, rating, CAST(event_ts AS DATE) AS d
+    FROM read_parquet($events, hive_partitioning = true)
+    WHERE ds <= $ds
+),
+agg AS (
+    SELECT customer_id,
+        COUNT(*) FILTER (WHERE event_type = 'visit' AND d > $ds - 30) AS visits_30d,
+        COUNT(*) FILTER (WHERE event_type = 'visit' AND d > $ds - 90) AS visits_90d,
+        COUNT(*) FILTER (WHERE event_type = 'visit' AND d > $ds - 120 AND d <= $ds - 30)
+            AS visits_prev_90d,
+        COUNT(*) FILTER (WHERE event_type = 'product_view' AND d > $ds - 30) AS product_views_30d,
+        COUNT(*) FILTER (WHERE event_type = 'add_to_cart' AND d > $ds - 30) AS add_to_cart_30d,
+        $ds - MAX(d) FILTER (WHERE event_type = 'visit') AS days_since_last_visit,
+        COUNT(*) FILTER (WHERE event_type = 'support_ticket' AND d > $ds - 90)
+            AS support_tickets_90d,
+        COUNT(*) FILTER (WHERE event_type = 'review' AND rating <= 2 AND d > $ds - 90)
+            AS low_ratings_90d,
+        AVG(rating) FILTER (WHERE event_type = 'review') AS avg_rating
+    FROM e GROUP BY customer_id
+)
+SELECT p.customer_id,
+    CAST(COALESCE(visits_30d, 0) AS DOUBLE) AS visits_30d,
+    CAST(COALESCE(visits_90d, 0) AS DOUBLE) AS visits_90d,
+    CAST(COALESCE(product_views_30d, 0) AS DOUBLE) AS product_views_30d,
+    CAST(COALESCE(add_to_cart_30d, 0) AS DOUBLE) AS add_to_cart_30d,
+    CASE WHEN visits_prev_90d > 0 THEN visits_30d / (visits_prev_90d / 3.0) END
+        AS visit_trend_30_90,
+    CAST(days_since_last_visit AS DOUBLE) AS days_since_last_visit,
+    CAST(COALESCE(support_tickets_90d, 0) AS DOUBLE) AS support_tickets_90d,
+    CAST(COALESCE(low_ratings_90d, 0) AS DOUBLE) AS low_ratings_90d,
+    CAST(avg_rating AS DOUBLE) AS avg_rating
+FROM population p LEFT JOIN agg USING (customer_id)
+ORDER BY p.customer_id
+"""
+
+
+def compute_features(validated_dir: Path, ds: date) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Compute both feature views for every customer with a completed order by ``ds``.
+
+    Returns:
+        ``(order_features, engagement_features)``, one row per customer each,
+        with ``customer_id`` and ``event_timestamp``.
+
+    Raises:
+        FileNotFoundError: if no validated orders exist on or before ``ds``.
+    """
+    order_days = list_partitions(validated_dir, "orders")
+    if not order_days or order_days[0] > ds:
+        raise FileNotFoundError(f"no validated orders on or before {ds} under {validated_dir}")
+    con = duckdb.connect()
+    con.execute("SET enable_progress_bar = false")  # task logs, not a terminal
+    try:
+        orders = con.execute(
+            _ORDER_SQL, {"orders": partition_glob(validated_dir, "orders"), "ds": ds}
+        ).df()
+        con.register("population", orders[["customer_id"]])
+        if list_partitions(validated_dir, "events"):
+            engagement = con.execute(
+                _ENGAGEMENT_SQL, {"events": partition_glob(validated_dir, "events"), "ds": ds}
+            ).df()
+        else:
+            engagement = orders[["customer_id"]].assign(
+                **{name: float("nan") for name in ENGAGEMENT_FEATURES}
+            )
+    finally:
+        con.close()
+    stamp = pd.Timestamp(snapshot_timestamp(ds))
+    for frame in (orders, engagement):
+        frame["event_timestamp"] = stamp
+        frame["created_timestamp"] = stamp
+    return orders, engagement
+
+
+def write_snapshot(features_dir: Path, validated_dir: Path, ds: date) -> SnapshotPaths:
+    """Compute and write the ds snapshot of both views (replacing that partition).
+
+    Raises:
+        BatchError: if ds is past the validated data; a snapshot of a day
+            that has not landed would describe every customer as lapsed.
+    """
+    newest = newest_partition(validated_dir, LANDING_TABLES)
+    if newest is None or ds > newest:
+        raise BatchError(
+            f"no feature snapshot for ds={ds}: the validated data ends at {newest}; "
+            "ingest that day first"
+        )
+    orders, engagement = compute_features(validated_dir, ds)
+    order_path = write_partition(orders, features_dir, ORDER_VIEW, ds)
+    engagement_path = write_partition(engagement, features_dir, ENGAGEMENT_VIEW, ds)
+    log.info(
+        "features as of %s: %d customers, %d features", ds, len(orders), len(FEATURE_DESCRIPTIONS)
+    )
+    return SnapshotPaths(order_path, engagement_path, len(orders))
+
+
+VIEWS = (ORDER_VIEW, ENGAGEMENT_VIEW)
+
+
+def snapshot_path(features_dir: Path, view: str, ds: date) -> Path:
+    """Where one view's snapshot of ``ds`` lives (the Feast file source's partition)."""
+    return partition_dir(features_dir, view, ds)
+
+
+def snapshot_days(features_dir: Path) -> list[date]:
+    """Every day with a feature snapshot, oldest first."""
+    return list_partitions(features_dir, ORDER_VIEW)
+
+
+def has_snapshot(features_dir: Path, ds: date) -> bool:
+    """Whether the snapshot of ``ds`` has been written."""
+    return snapshot_path(features_dir, ORDER_VIEW, ds).exists()
+
+
+def snapshot_customers(features_dir: Path, view: str, ds: date) -> int:
+    """Rows of one view's snapshot of ``ds`` (0 when there is none)."""
+    path = snapshot_path(features_dir, view, ds)
+    return len(pd.read_parquet(path, columns=["customer_id"])) if path.exists() else 0
+
+
+def read_snapshot(features_dir: Path, ds: date) -> pd.DataFrame:
+    """Both views as of ``ds``, one row per customer, without Feast's timestamps.
+
+    Raises:
+        BatchError: if the snapshot for ds has not been computed.
+    """
+    if not has_snapshot(features_dir, ds):
+        raise BatchError(f"no feature snapshot for ds={ds}; run clm_features for that day first")
+    orders = read_partition(features_dir, ORDER_VIEW, ds)
+    engagement = read_partition(features_dir, ENGAGEMENT_VIEW, ds)
+    drop = ["event_timestamp", "created_timestamp"]
+    return orders.drop(columns=drop).merge(
+        engagement.drop(columns=drop), on="customer_id", how="left", validate="one_to_one"
+    )
+
+
+def ensure_snapshots(features_dir: Path, validated_dir: Path, days: list[date]) -> list[date]:
+    """Compute the snapshots that are missing for ``days``; return the days computed."""
+    made = []
+    for day in days:
+        if not has_snapshot(features_dir, day):
+            write_snapshot(features_dir, validated_dir, day)
+            made.append(day)
+    return made
+
+
+def training_cutoffs(ds: date, horizon_days: int, n_train: int, spacing_days: int) -> list[date]:
+    """Cutoffs a training run at ``ds`` needs, oldest first; the last is the test cutoff.
+
+    The test cutoff is the latest whose label window (t, t+H] is complete by ds.
+    """
+    test = ds - timedelta(days=horizon_days)
+    return [test - timedelta(days=spacing_days * k) for k in range(n_train, -1, -1)]

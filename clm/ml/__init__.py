@@ -1,0 +1,3 @@
+"""Training and inference: models, baselines, evaluation, the MLflow registry, promotion
+and scoring.
+"""

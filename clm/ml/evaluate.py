@@ -1,0 +1,365 @@
+"""``clm evaluate``: the single source of model-quality figures (DESIGN section 10).
+
+For one data set it builds the train and test sets through the real pipeline
+(landing, the validation gate, feature snapshots, Feast point-in-time joins),
+trains the model candidates and the baselines on the same rows, and reports
+every metric with paired bootstrap 95% intervals. On the simulated shop the
+oracle from the latent truth is the ceiling. On UCI Online Retail the
+reference targets of DESIGN section 10 are checked.
+
+Each data set gets its own workspace (a CLM home) under
+``CLM_HOME/evaluate/<name>``, so an evaluation never touches the pipeline's
+own state; re-running it reuses what is already landed and validated.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+from pathlib import Path
+from typing import Any
+
+from clm.core.io import list_partitions
+from clm.core.settings import PROJECT_ROOT, Settings
+from clm.ml.baselines import BTYD
+from clm.ml.compare import LABELS, PRIMARY, Candidate, run_candidates
+from clm.ml.metrics import LOWER_IS_BETTER, bootstrap, score
+
+log = logging.getLogger(__name__)
+
+DATASETS = ("simulated", "online-retail")
+ONLINE_RETAIL_FILE = (
+    PROJECT_ROOT.parent / "shared" / "data" / "online_retail" / "online_retail.csv.gz"
+)
+# DESIGN section 10: the reference split and the best published baseline per metric.
+ONLINE_RETAIL_CUTOFFS = [date(2011, 3, 11), date(2011, 6, 9), date(2011, 9, 9)]
+ONLINE_RETAIL_HORIZON = 91
+ONLINE_RETAIL_TARGETS = {
+    "churn": {"roc_auc": 0.737, "pr_auc": 0.622, "top_decile_lift": 1.57, "log_loss": 0.613},
+    "clv": {"spearman": 0.511, "normalized_gini": 0.688},
+}
+# Simulated cutoffs step back 13 weeks, so each falls on a latent snapshot day.
+SIM_SPACING_DAYS = 91
+
+
+@dataclass
+class EvalSpec:
+    """What to evaluate. ``dataset`` is ``simulated``, ``online-retail`` or a CLM home path."""
+
+    dataset: str = "simulated"
+    data_file: Path | None = None
+    cutoffs: list[date] = field(default_factory=list)
+    horizon_days: int | None = None
+    split: str = "time"
+    customers: int = 20_000
+    days: int = 540
+    start: date = date(2023, 1, 2)
+    trials: int = 20
+    families: list[str] = field(default_factory=lambda: ["xgboost", "lightgbm"])
+    bootstrap: int = 500
+    workdir: Path | None = None
+    track: bool = True
+
+    @property
+    def name(self) -> str:
+        if self.dataset == "simulated":
+            return f"simulated-{self.customers}c-{self.days}d"
+        if self.dataset == "online-retail":
+            return "online-retail"
+        return Path(self.dataset).name
+
+
+@contextmanager
+def _home(settings: Settings) -> Iterator[None]:
+    """Point the process (Feast's yaml and sources) at ``settings.home`` for a while."""
+    exported = settings.home_env()
+    saved = {k: os.environ.get(k) for k in exported}
+    os.environ.update(exported)
+    try:
+        yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+def workspace(spec: EvalSpec, base: Settings) -> Settings:
+    """The CLM home this evaluation reads and writes, with embedded components.
+
+    Raises:
+        ValueError: if a path data set has no landing data.
+    """
+    if spec.dataset in DATASETS:
+        home = spec.workdir or base.home / "evaluate" / spec.name
+    else:
+        home = Path(spec.dataset).expanduser().resolve()
+        if (home / "orders").is_dir() and home.name == "landing":
+            home = home.parent
+        if not (home / "landing" / "orders").is_dir():
+            raise ValueError(
+                f"{spec.dataset}: not a CLM home with landing/orders; import it first with "
+                f"`CLM_HOME={spec.dataset} clm import transactions FILE ...`"
+            )
+    return base.model_copy(
+        update={
+            "home": home,
+            "warehouse_url": "",
+            "mlflow_tracking_uri": "",
+            "feast_yaml": "feature_store.yaml",
+        }
+    )
+
+
+def land(spec: EvalSpec, ws: Settings, say: Callable[[str], None]) -> None:
+    """Simulate or import the data set into the workspace's landing, if not there yet."""
+    from clm.data.ingest import ingest
+
+    if spec.dataset == "simulated" and not (ws.landing_dir / "orders").exists():
+        from clm.data.simulate import simulate_shop
+
+        say(f"simulating {spec.customers:,} customers over {spec.days} days")
+        simulate_shop(
+            ws.landing_dir,
+            ws.truth_dir,
+            n_customers=spec.customers,
+            start=spec.start,
+            days=spec.days,
+            seed=ws.seed,
+        )
+    if spec.dataset == "online-retail":
+        from clm.data.importers import import_online_retail
+
+        path = spec.data_file or Path(os.environ.get("CLM_ONLINE_RETAIL", ONLINE_RETAIL_FILE))
+        if not path.exists():
+            raise FileNotFoundError(
+                f"{path}: the UCI Online Retail file is not there; pass --data PATH "
+                "or set CLM_ONLINE_RETAIL"
+            )
+        marker = ws.landing_dir / "_imports" / "evaluate-source.json"
+        source = {"path": str(path.resolve()), "bytes": path.stat().st_size}
+        if not marker.exists() or json.loads(marker.read_text()) != source:
+            say(f"importing {path}")
+            import_online_retail(path, ws.landing_dir)
+            marker.parent.mkdir(parents=True, exist_ok=True)
+            marker.write_text(json.dumps(source))
+    days = list_partitions(ws.landing_dir, "orders")
+    if not days:
+        raise ValueError(f"{ws.landing_dir}: no orders partitions landed")
+    say(f"validating {days[0]} .. {days[-1]} through the gate")
+    report = ingest(ws, days[-1])
+    log.info("ingest: %s", getattr(report, "summary", report))
+
+
+def default_cutoffs(spec: EvalSpec, ws: Settings, horizon: int) -> list[date]:
+    """The reference split for UCI; for the others, three cutoffs 13 weeks apart,
+    the last the latest whose label window is complete (a latent day when simulated).
+    """
+    if spec.dataset == "online-retail":
+        return list(ONLINE_RETAIL_CUTOFFS)
+    last = list_partitions(ws.validated_dir, "orders")[-1]
+    test = last - timedelta(days=horizon)
+    if spec.dataset == "simulated":
+        from clm.ml.oracle import latent_days
+
+        test = max(d for d in latent_days(ws.truth_dir) if d <= test)
+    return [test - timedelta(days=SIM_SPACING_DAYS * k) for k in (2, 1, 0)]
+
+
+def _verdicts(task: str, cands: list[Candidate]) -> dict[str, Any]:
+    """Does each model beat every baseline on every metric? Which do not, and where."""
+    baselines = [c for c in cands if c.kind == "baseline"]
+    out: dict[str, Any] = {}
+    for model in (c for c in cands if c.kind == "model"):
+        losses = []
+        for metric, value in model.scores.items():
+            if metric == "total_pred_vs_actual_pct":
+                better = lambda a, b: abs(a - 100) < abs(b - 100)  # noqa: E731
+            elif metric in LOWER_IS_BETTER:
+                better = lambda a, b: a < b  # noqa: E731
+            else:
+                better = lambda a, b: a > b  # noqa: E731
+            for b in baselines:
+                if not better(value, b.scores[metric]):
+                    losses.append(f"{metric}: {value:.4f} vs {b.name} {b.scores[metric]:.4f}")
+        out[model.name] = {"beats_every_baseline": not losses, "not_beaten": losses}
+    return out
+
+
+def _targets(task: str, cands: list[Candidate]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for metric, target in ONLINE_RETAIL_TARGETS[task].items():
+        lower = metric in LOWER_IS_BETTER
+        row: dict[str, Any] = {"target": target, "lower_is_better": lower}
+        for c in cands:
+            if c.kind == "model":
+                v = c.scores[metric]
+                row[c.name] = {"value": v, "met": v < target if lower else v > target}
+        out[metric] = row
+    return out
+
+
+def evaluate(
+    spec: EvalSpec, base: Settings, say: Callable[[str], None] = log.info
+) -> dict[str, Any]:
+    """Run one evaluation; returns the comparison as a JSON-ready dict.
+
+    Raises:
+        ValueError: for an unknown split or a data set too small to split.
+    """
+    from clm.ml.train import build_set, join_features
+
+    t0 = time.perf_counter()
+    ws = workspace(spec, base)
+    with _home(ws):
+        land(spec, ws, say)
+        horizon = spec.horizon_days or (
+            ONLINE_RETAIL_HORIZON if spec.dataset == "online-retail" else ws.horizon_days
+        )
+        cutoffs = sorted(spec.cutoffs) or default_cutoffs(spec, ws, horizon)
+        say(f"building the {spec.split} split at cutoffs {[c.isoformat() for c in cutoffs]}")
+        data = build_set(ws, cutoffs, horizon, spec.split)
+        from clm.data import feature_store
+
+        feature_store.apply_repo(ws)
+        btyd = BTYD(ws.validated_dir, horizon)
+        report: dict[str, Any] = {
+            "dataset": spec.dataset if spec.dataset in DATASETS else str(ws.home),
+            "workspace": str(ws.home),
+            "split": data.split,
+            "cutoffs": [c.isoformat() for c in data.cutoffs],
+            "test_cutoff": data.test_cutoff.isoformat(),
+            "horizon_days": horizon,
+            "rows": {str(k): int(v) for k, v in data.frame["role"].value_counts().items()},
+            "test_customers": int((data.frame["role"] == "test").sum()),
+            "churn_rate_test": float(data.frame.loc[data.frame.role == "test", "churned"].mean()),
+            "seed": ws.seed,
+            "tuning_trials": spec.trials,
+            "bootstrap_resamples": spec.bootstrap,
+            "tasks": {},
+        }
+        for task in ("churn", "clv"):
+            rows = join_features(ws, data, task)
+            cands = run_candidates(
+                rows,
+                families=spec.families,
+                trials=spec.trials,
+                seed=ws.seed,
+                btyd=btyd,
+                horizon_days=horizon,
+                on_step=say,
+            )
+            y = rows.y("test")
+            preds = {c.name: c.pred for c in cands}
+            oracle = None
+            if spec.dataset == "simulated":
+                from clm.ml.oracle import oracle_scores
+
+                say(f"{task}: oracle from the latent truth")
+                o = oracle_scores(
+                    ws.truth_dir,
+                    data.test_cutoff,
+                    horizon,
+                    rows.rows("test")["customer_id"],
+                    seed=ws.seed,
+                )
+                oracle = o["churn_probability" if task == "churn" else "expected_spend"].to_numpy()
+                preds["oracle"] = oracle
+            say(f"{task}: {spec.bootstrap} bootstrap resamples")
+            intervals = bootstrap(task, y, preds, n=spec.bootstrap, seed=ws.seed)
+            entries = []
+            for c in cands:
+                entries.append(_entry(c.name, c.kind, c.description, c.scores, intervals[c.name]))
+            if oracle is not None:
+                entries.append(
+                    _entry(
+                        "oracle",
+                        "ceiling",
+                        "from the latent truth (simulated shop only)",
+                        score(task, y, oracle),
+                        intervals["oracle"],
+                    )
+                )
+            task_report: dict[str, Any] = {
+                "primary": PRIMARY[task],
+                "label": LABELS[task],
+                "candidates": entries,
+                "verdicts": _verdicts(task, cands),
+            }
+            if spec.dataset == "online-retail":
+                task_report["targets"] = _targets(task, cands)
+            report["tasks"][task] = task_report
+            if spec.track:
+                _track(base, spec, report, task, rows, cands)
+    report["seconds"] = round(time.perf_counter() - t0, 1)
+    return report
+
+
+def _entry(
+    name: str,
+    kind: str,
+    description: str,
+    scores: dict[str, float],
+    intervals: dict[str, tuple[float, float]],
+) -> dict[str, Any]:
+    return {
+        "name": name,
+        "kind": kind,
+        "description": description,
+        "metrics": {
+            m: {"value": v, "low": intervals[m][0], "high": intervals[m][1]}
+            for m, v in scores.items()
+        },
+    }
+
+
+def _track(
+    base: Settings, spec: EvalSpec, report: dict[str, Any], task: str, rows: Any, cands: Any
+) -> None:
+    """Log the comparison to ``clm-<task>-evaluate`` in the pipeline's MLflow."""
+    import mlflow
+
+    from clm.ml.registry import setup_mlflow
+    from clm.ml.tracking import log_candidates
+    from clm.ml.train import git_sha
+
+    experiment = f"clm-{task}-evaluate"
+    setup_mlflow(base, [experiment])
+    mlflow.set_experiment(experiment)
+    tags = {
+        "dataset": spec.name,
+        "split": report["split"],
+        "test_cutoff": report["test_cutoff"],
+        "git_sha": git_sha(),
+        "task": task,
+        "feature_service": "churn_v1" if task == "churn" else "clv_v1",
+    }
+    with mlflow.start_run(run_name=f"evaluate {spec.name}", tags=tags):
+        mlflow.log_params(
+            {
+                "cutoffs": ",".join(report["cutoffs"]),
+                "horizon_days": report["horizon_days"],
+                "tuning_trials": spec.trials,
+                "bootstrap": spec.bootstrap,
+            }
+        )
+        log_candidates(rows, cands, tags=tags, log_models=False)
+        mlflow.log_dict(report["tasks"][task], "evaluation.json")
+
+
+def best_value(entries: list[dict[str, Any]], metric: str, kinds: tuple[str, ...]) -> float:
+    """The best value of ``metric`` among entries of ``kinds``."""
+    values = [e["metrics"][metric]["value"] for e in entries if e["kind"] in kinds]
+    if metric == "total_pred_vs_actual_pct":
+        return float(min(values, key=lambda v: abs(v - 100)))
+    return float(min(values) if metric in LOWER_IS_BETTER else max(values))
+
+
+__all__ = ["EvalSpec", "best_value", "evaluate"]

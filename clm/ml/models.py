@@ -1,0 +1,341 @@
+"""The two model families for the two tasks: build, tune, fit, calibrate, predict.
+
+Settings are deterministic: one seed feeds XGBoost's ``random_state`` and
+LightGBM's ``seed`` with ``deterministic=True``, and Optuna's sampler.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import numpy as np
+import pandas as pd
+
+log = logging.getLogger(__name__)
+
+FAMILIES = ("xgboost", "lightgbm")
+TASKS = ("churn", "clv")
+TWEEDIE_POWER = 1.3
+EARLY_STOPPING_ROUNDS = 50
+# The metric early stopping and pruning watch, with its direction. Churn watches
+# ROC AUC, the primary metric; spend watches the Tweedie deviance it is trained on.
+EVAL_METRIC = {
+    ("xgboost", "churn"): "auc",
+    ("lightgbm", "churn"): "auc",
+    ("xgboost", "clv"): f"tweedie-nloglik@{TWEEDIE_POWER}",
+    ("lightgbm", "clv"): "tweedie",
+}
+DIRECTION: dict[str, Literal["maximize", "minimize"]] = {"churn": "maximize", "clv": "minimize"}
+
+
+def default_params(family: str) -> dict[str, Any]:
+    """Reasonable untuned hyperparameters for ``family``.
+
+    Raises:
+        ValueError: for an unknown family.
+    """
+    if family == "xgboost":
+        return {
+            "n_estimators": 1000,
+            "learning_rate": 0.05,
+            "max_depth": 4,
+            "min_child_weight": 5.0,
+            "subsample": 0.8,
+            "colsample_bytree": 0.8,
+            "reg_lambda": 1.0,
+        }
+    if family == "lightgbm":
+        return {
+            "n_estimators": 1000,
+            "learning_rate": 0.05,
+            "num_leaves": 15,
+            "min_child_samples": 20,
+            "subsample": 0.8,
+            "colsample_bytree": 0.8,
+            "reg_lambda": 1.0,
+        }
+    raise ValueError(f"unknown model family {family!r}; expected one of {FAMILIES}")
+
+
+def suggest_params(trial: Any, family: str) -> dict[str, Any]:
+    """Optuna's search space for ``family``, on top of :func:`default_params`."""
+    params = dict(
+        default_params(family),
+        learning_rate=trial.suggest_float("learning_rate", 0.01, 0.2, log=True),
+        reg_lambda=trial.suggest_float("reg_lambda", 1e-3, 30.0, log=True),
+        subsample=trial.suggest_float("subsample", 0.5, 1.0),
+        colsample_bytree=trial.suggest_float("colsample_bytree", 0.4, 1.0),
+    )
+    if family == "xgboost":
+        params["max_depth"] = trial.suggest_int("max_depth", 2, 7)
+        params["min_child_weight"] = trial.suggest_float("min_child_weight", 1.0, 100.0, log=True)
+    else:
+        params["num_leaves"] = trial.suggest_int("num_leaves", 4, 63, log=True)
+        params["min_child_samples"] = trial.suggest_int("min_child_samples", 5, 200, log=True)
+    return params
+
+
+def build(
+    family: str, task: str, params: dict[str, Any], seed: int, callbacks: list[Any] | None = None
+) -> Any:
+    """An unfitted estimator. Churn is binary; clv regresses spend with a Tweedie loss.
+
+    Raises:
+        ValueError: for an unknown family or task.
+    """
+    if task not in TASKS:
+        raise ValueError(f"unknown task {task!r}; expected one of {TASKS}")
+    if family not in FAMILIES:
+        raise ValueError(f"unknown model family {family!r}; expected one of {FAMILIES}")
+    metric = EVAL_METRIC[(family, task)]
+    if family == "xgboost":
+        import xgboost as xgb
+
+        common = dict(
+            params,
+            random_state=seed,
+            n_jobs=2,
+            early_stopping_rounds=EARLY_STOPPING_ROUNDS,
+            tree_method="hist",
+            eval_metric=metric,
+            callbacks=callbacks,
+        )
+        if task == "churn":
+            return xgb.XGBClassifier(**common)
+        return xgb.XGBRegressor(
+            **common, objective="reg:tweedie", tweedie_variance_power=TWEEDIE_POWER
+        )
+    import lightgbm as lgb
+
+    common = dict(
+        params,
+        subsample_freq=1,
+        random_state=seed,
+        n_jobs=2,
+        deterministic=True,
+        force_row_wise=True,
+        verbose=-1,
+        metric=metric,
+    )
+    if task == "churn":
+        return lgb.LGBMClassifier(**common)
+    return lgb.LGBMRegressor(**common, objective="tweedie", tweedie_variance_power=TWEEDIE_POWER)
+
+
+def fit(
+    model: Any,
+    family: str,
+    x_train: pd.DataFrame,
+    y_train: np.ndarray,
+    x_val: pd.DataFrame,
+    y_val: np.ndarray,
+    callbacks: list[Any] | None = None,
+) -> Any:
+    """Fit with early stopping on the validation slice."""
+    if family == "xgboost":
+        model.fit(x_train, y_train, eval_set=[(x_val, y_val)], verbose=False)
+    else:
+        import lightgbm as lgb
+
+        model.fit(
+            x_train,
+            y_train,
+            eval_X=(x_val,),
+            eval_y=(y_val,),
+            callbacks=[
+                lgb.early_stopping(EARLY_STOPPING_ROUNDS, verbose=False),
+                *(callbacks or []),
+            ],
+        )
+    return model
+
+
+def raw_predict(model: Any, task: str, x: pd.DataFrame) -> np.ndarray:
+    """Uncalibrated churn probability, or expected spend (never negative)."""
+    if task == "churn":
+        return np.asarray(model.predict_proba(x)[:, 1], dtype=float)
+    return np.clip(np.asarray(model.predict(x), dtype=float), 0, None)
+
+
+def _logit(p: np.ndarray) -> np.ndarray:
+    p = np.clip(p, 1e-6, 1 - 1e-6)
+    return np.asarray(np.log(p / (1 - p)))
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """Platt scaling on the logit: ``p' = sigmoid(slope * logit(p) + intercept)``.
+
+    Two numbers, stored in the MLflow model's metadata, so the logged model
+    keeps its native flavor (and its native tree SHAP) and scoring applies the
+    same map.
+    """
+
+    slope: float
+    intercept: float
+
+    def apply(self, p: np.ndarray) -> np.ndarray:
+        z = self.slope * _logit(np.asarray(p, dtype=float)) + self.intercept
+        return np.asarray(1 / (1 + np.exp(-z)))
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"method": "platt", "slope": self.slope, "intercept": self.intercept}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any] | None) -> Calibration | None:
+        if not d:
+            return None
+        if d.get("method") != "platt":
+            raise ValueError(f"unknown calibration method {d.get('method')!r}")
+        return cls(float(d["slope"]), float(d["intercept"]))
+
+
+def fit_calibration(p_val: np.ndarray, y_val: np.ndarray) -> Calibration:
+    """Platt scaling fitted on the validation slice (nearly unregularised)."""
+    from sklearn.linear_model import LogisticRegression
+
+    lr = LogisticRegression(C=1e6).fit(_logit(np.asarray(p_val)).reshape(-1, 1), y_val)
+    return Calibration(float(lr.coef_[0, 0]), float(lr.intercept_[0]))
+
+
+@dataclass
+class Trained:
+    """A fitted model with what scoring needs to use it: family, task and calibration."""
+
+    model: Any
+    family: str
+    task: str
+    calibration: Calibration | None = None
+    reference: dict[str, Any] | None = None  # drift bins of the training rows (clm.data.drift)
+
+    def predict(self, x: pd.DataFrame) -> np.ndarray:
+        """Calibrated churn probability, or expected spend."""
+        raw = raw_predict(self.model, self.task, x)
+        return raw if self.calibration is None else self.calibration.apply(raw)
+
+    def importance(self, names: list[str]) -> dict[str, float]:
+        """Total gain per feature, normalised to sum to 1."""
+        if self.family == "xgboost":
+            gains = self.model.get_booster().get_score(importance_type="total_gain")
+            values = np.array([gains.get(n, 0.0) for n in names], dtype=float)
+        else:
+            values = np.asarray(
+                self.model.booster_.feature_importance(importance_type="gain"), dtype=float
+            )
+        total = values.sum()
+        return {n: float(v / total) if total else 0.0 for n, v in zip(names, values, strict=True)}
+
+
+def contributions(trained: Trained, x: pd.DataFrame) -> np.ndarray:
+    """Tree SHAP contributions per feature (bias column dropped), natively computed."""
+    if trained.family == "xgboost":
+        import xgboost as xgb
+
+        booster = trained.model.get_booster()
+        contrib = booster.predict(xgb.DMatrix(x), pred_contribs=True)
+    else:
+        contrib = trained.model.predict(x, pred_contrib=True)
+    return np.asarray(contrib)[:, : x.shape[1]]
+
+
+def pruning_callback(trial: Any, family: str, task: str) -> Any:
+    """Optuna's pruning callback for ``family``, watching :data:`EVAL_METRIC`."""
+    metric = EVAL_METRIC[(family, task)]
+    if family == "xgboost":
+        from optuna_integration import XGBoostPruningCallback
+
+        return XGBoostPruningCallback(trial, f"validation_0-{metric}")
+    from optuna_integration import LightGBMPruningCallback
+
+    return LightGBMPruningCallback(trial, metric, valid_name="valid_0")
+
+
+def best_score(model: Any, family: str) -> float:
+    """The early-stopping metric at the best iteration, on the validation slice."""
+    if family == "xgboost":
+        return float(model.best_score)
+    (value,) = model.best_score_["valid_0"].values()
+    return float(value)
+
+
+def tune(
+    family: str,
+    task: str,
+    x_train: pd.DataFrame,
+    y_train: np.ndarray,
+    x_val: pd.DataFrame,
+    y_val: np.ndarray,
+    *,
+    trials: int,
+    seed: int,
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Optuna TPE search with median pruning on the validation slice.
+
+    Returns:
+        The best params, and a summary (trials run, pruned, best value, metric).
+    """
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    metric = EVAL_METRIC[(family, task)]
+
+    def objective(trial: Any) -> float:
+        params = suggest_params(trial, family)
+        callback = pruning_callback(trial, family, task)
+        if family == "xgboost":
+            model = fit(
+                build(family, task, params, seed, callbacks=[callback]),
+                family,
+                x_train,
+                y_train,
+                x_val,
+                y_val,
+            )
+        else:
+            model = fit(
+                build(family, task, params, seed),
+                family,
+                x_train,
+                y_train,
+                x_val,
+                y_val,
+                callbacks=[callback],
+            )
+        return best_score(model, family)
+
+    study = optuna.create_study(
+        direction=DIRECTION[task],
+        sampler=optuna.samplers.TPESampler(seed=seed),
+        pruner=optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=20),
+    )
+    study.optimize(objective, n_trials=trials)
+    states = [t.state for t in study.trials]
+    summary = {
+        "trials": len(states),
+        "pruned": sum(s == optuna.trial.TrialState.PRUNED for s in states),
+        "best_value": float(study.best_value),
+        "metric": metric,
+    }
+    log.info("tuned %s/%s: %s, best %s", family, task, summary, study.best_params)
+    return dict(default_params(family), **study.best_params), summary
+
+
+def train_model(
+    family: str,
+    task: str,
+    x_train: pd.DataFrame,
+    y_train: np.ndarray,
+    x_val: pd.DataFrame,
+    y_val: np.ndarray,
+    *,
+    params: dict[str, Any],
+    seed: int,
+) -> Trained:
+    """Fit with early stopping; churn is then Platt-calibrated on the validation slice."""
+    model = fit(build(family, task, params, seed), family, x_train, y_train, x_val, y_val)
+    trained = Trained(model, family, task)
+    if task == "churn":
+        trained.calibration = fit_calibration(raw_predict(model, task, x_val), y_val)
+    return trained

@@ -1,0 +1,296 @@
+"""Score every customer as of ds with the champions and write the segment tables.
+
+One run reads the day's feature snapshot, scores it with the version behind
+each ``@champion`` (pinned by number for the whole run), explains the churn
+score with tree SHAP, assigns the segments, checks the rows with the output
+suite, measures drift against the champions' training reference, and writes
+every table of the day in one warehouse transaction.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+
+from clm.core.io import BatchError
+from clm.core.settings import Settings
+from clm.data import warehouse
+from clm.data.features import read_snapshot
+from clm.data.segments import assign_segments, load_rules, summarize, transitions
+from clm.data.validation import BatchValidationError, ValidationRun, check_output, validation_frame
+from clm.data.warehouse import Partition
+
+if TYPE_CHECKING:
+    from clm.ml.registry import Champion
+
+log = logging.getLogger(__name__)
+TOP_REASONS = 3
+SCORE_COLUMN = {"churn": "churn_probability", "clv": "expected_spend"}
+
+
+@dataclass
+class ScoreReport:
+    """What one scoring run wrote, and what it saw."""
+
+    ds: str
+    customers: int
+    churn_model_version: str
+    clv_model_version: str
+    segments: dict[str, int]
+    drifted: list[str] = field(default_factory=list)
+    retrain: bool = False
+    seconds: dict[str, float] = field(default_factory=dict)
+
+
+class Steps:
+    """Times the steps of a run; logs each one and calls ``on_step(name)`` as it starts."""
+
+    def __init__(self, on_step: Callable[[str], None] | None = None) -> None:
+        self.seconds: dict[str, float] = {}
+        self.on_step = on_step
+
+    @contextmanager
+    def __call__(self, name: str) -> Iterator[None]:
+        if self.on_step is not None:
+            self.on_step(name)
+        started = time.perf_counter()
+        yield
+        self.seconds[name] = round(time.perf_counter() - started, 3)
+        log.info("step %-22s %.2fs", name, self.seconds[name])
+
+
+def load_snapshot(settings: Settings, ds: date) -> pd.DataFrame:
+    """Both feature views as of ds, one row per customer.
+
+    Raises:
+        BatchError: if the snapshot for ds has not been computed.
+    """
+    return read_snapshot(settings.features_dir, ds)
+
+
+def top_reasons(contrib: np.ndarray, names: list[str], k: int = TOP_REASONS) -> list[str]:
+    """The ``k`` features pushing each churn score up the most, comma-joined."""
+    order = np.argsort(-contrib, axis=1, kind="stable")[:, :k]
+    labels = np.asarray(names, dtype=object)[order]
+    positive = np.take_along_axis(contrib, order, axis=1) > 0
+    return [", ".join(row[mask]) or "none" for row, mask in zip(labels, positive, strict=True)]
+
+
+def _check_output(settings: Settings, out: pd.DataFrame, ds: date) -> pd.DataFrame:
+    """Run the output suite on the day's rows; refuse the write if it fails.
+
+    Returns:
+        The ``validation_runs`` row of a passed run, to be written in the same
+        transaction as the day it describes. A failed run is recorded at once.
+    """
+    try:
+        docs_url = check_output(
+            out,
+            settings.expectations_dir / "customer_segments.json",
+            settings.gx_dir,
+            "customer_segments",
+            ds,
+        )
+    except BatchValidationError as err:
+        failed = ValidationRun(
+            ds, "customer_segments", len(out), error=str(err), docs_url=err.docs_url
+        )
+        warehouse.replace_rows(
+            settings.warehouse,
+            "validation_runs",
+            validation_frame([failed]),
+            ("ds", "table_name"),
+        )
+        raise
+    passed = ValidationRun(ds, "customer_segments", len(out), len(out), docs_url=docs_url)
+    return validation_frame([passed])
+
+
+def measure_drift(
+    champions: dict[str, Champion], frame: pd.DataFrame, ds: date, rules: dict[str, Any]
+) -> pd.DataFrame:
+    """PSI of each champion's features and score against its training reference."""
+    from clm.data.drift import psi_table
+
+    cfg = rules["drift"]
+    tables = []
+    for task, champ in champions.items():
+        reference = champ.trained.reference
+        if not reference:
+            log.warning(
+                "%s v%s has no training reference: drift not measured", champ.name, champ.version
+            )
+            continue
+        table = psi_table(
+            reference,
+            frame,
+            score=SCORE_COLUMN[task],
+            feature_threshold=float(cfg["feature_psi"]),
+            score_threshold=float(cfg["score_psi"]),
+            exempt=frozenset(cfg.get("exempt") or ()),
+        )
+        tables.append(table.assign(ds=ds, model_name=champ.name, model_version=champ.version))
+    if not tables:
+        return pd.DataFrame(columns=warehouse.columns("drift"))
+    return pd.concat(tables, ignore_index=True)[warehouse.columns("drift")]
+
+
+def _should_retrain(settings: Settings, ds: date, cooldown_days: int) -> bool:
+    last = warehouse.query(
+        settings.warehouse, "SELECT MAX(ds) AS ds FROM model_promotions WHERE ds <= ?", [ds]
+    )["ds"].iloc[0]
+    if last is None or pd.isna(last):
+        return True
+    return bool(pd.Timestamp(last).date() <= ds - timedelta(days=cooldown_days))
+
+
+def _neighbour_segments(url: str, ds: date, before: bool) -> tuple[date | None, pd.DataFrame]:
+    """The segments of the closest scored day before (or after) ds."""
+    agg, op = ("MAX", "<") if before else ("MIN", ">")
+    day = warehouse.query(
+        url, f"SELECT {agg}(ds) AS ds FROM customer_segments WHERE ds {op} ?", [ds]
+    )
+    value = day["ds"].iloc[0]
+    if value is None or pd.isna(value):
+        return None, pd.DataFrame(columns=["ds", "customer_id", "segment"])
+    found = pd.Timestamp(value).date()
+    rows = warehouse.query(
+        url, "SELECT ds, customer_id, segment FROM customer_segments WHERE ds = ?", [found]
+    )
+    rows["ds"] = found
+    return found, rows
+
+
+def score_day(
+    settings: Settings, ds: date, on_step: Callable[[str], None] | None = None
+) -> ScoreReport:
+    """Score, explain, segment, validate and check drift for ds; write the day in one transaction.
+
+    Transitions are computed against the closest scored day before ds; the
+    closest scored day after ds (a backfill running out of order) has its
+    transitions recomputed in the same transaction, so the tables do not
+    depend on the order in which days were run.
+
+    Raises:
+        RuntimeError: if there is no champion yet.
+        BatchError: if the snapshot is missing or lacks a model's features.
+        BatchValidationError: if the output suite fails (nothing is written).
+    """
+    steps = Steps(on_step)
+    rules = load_rules(settings.segments_config)
+    with steps("load champions"):
+        from clm.ml.registry import load_champions
+
+        champions = load_champions(settings)
+    with steps("load snapshot"):
+        snapshot = load_snapshot(settings, ds)
+    for champ in champions.values():
+        missing = sorted(set(champ.features) - set(snapshot.columns))
+        if missing:
+            raise BatchError(
+                f"ds={ds}: features {missing} needed by {champ.name} v{champ.version} "
+                "are not in the snapshot"
+            )
+    frame = snapshot.copy()
+    churn, clv = champions["churn"], champions["clv"]
+    x = snapshot[churn.features].astype("float64")
+    with steps("predict churn"):
+        frame["churn_probability"] = churn.trained.predict(x).astype("float64")
+    with steps("top reasons (SHAP)"):
+        from clm.ml.models import contributions
+
+        contrib = contributions(churn.trained, x)
+        frame["top_reasons"] = top_reasons(contrib, churn.features)
+        importance = pd.DataFrame(
+            {
+                "ds": ds,
+                "model_name": churn.name,
+                "model_version": churn.version,
+                "feature": churn.features,
+                "mean_abs_contribution": np.abs(contrib).mean(axis=0, dtype="float64"),
+            }
+        )
+        del contrib
+    with steps("predict spend"):
+        frame["expected_spend"] = clv.trained.predict(
+            snapshot[clv.features].astype("float64")
+        ).astype("float64")
+    log.info(
+        "scored %d customers with %s v%s (%s) and %s v%s (%s)",
+        len(frame),
+        churn.name,
+        churn.version,
+        churn.trained.family,
+        clv.name,
+        clv.version,
+        clv.trained.family,
+    )
+
+    with steps("segments"):
+        segments = assign_segments(frame, rules, settings.horizon_days)
+        segments["ds"] = ds
+        segments["churn_model_version"] = churn.version
+        segments["clv_model_version"] = clv.version
+        out = segments.sort_values("customer_id", ignore_index=True)[
+            warehouse.columns("customer_segments")
+        ]
+        summary = summarize(out)
+    with steps("validate output"):
+        validation = _check_output(settings, out, ds)
+    with steps("drift"):
+        drift = measure_drift(champions, frame, ds, rules)
+        del frame
+        drifted = sorted(set(drift.loc[drift["drifted"].astype(bool), "name"]))
+        retrain = False
+        if drifted:
+            details = ", ".join(
+                f"{r.name} (PSI {r.psi:.3f} > {r.threshold:g}, {r.model_name})"
+                for r in drift[drift["drifted"].astype(bool)].itertuples()
+            )
+            retrain = _should_retrain(settings, ds, int(rules["drift"]["retrain_cooldown_days"]))
+            log.warning(
+                "ds=%s: drift against the training reference in %s; %s",
+                ds,
+                details,
+                "retraining is triggered (Asset clm_drift)"
+                if retrain
+                else "retraining is not triggered: the last training run is within the "
+                f"{rules['drift']['retrain_cooldown_days']}-day cooldown",
+            )
+    with steps("warehouse write"):
+        url = settings.warehouse
+        _, previous = _neighbour_segments(url, ds, before=True)
+        later, following = _neighbour_segments(url, ds, before=False)
+        partitions = [
+            Partition("customer_segments", out, {"ds": ds}),
+            Partition("segment_summary", summary, {"ds": ds}),
+            Partition("segment_transitions", transitions(previous, out), {"ds": ds}),
+            Partition("drift", drift, {"ds": ds}),
+            Partition("feature_importance", importance, {"ds": ds}),
+            Partition("validation_runs", validation, {"ds": ds, "table_name": "customer_segments"}),
+        ]
+        if later is not None:
+            partitions.append(
+                Partition("segment_transitions", transitions(out, following), {"ds": later})
+            )
+        warehouse.replace_partitions(url, partitions)
+    counts = dict(zip(summary["segment"], summary["customers"].astype(int), strict=True))
+    log.info("ds=%s: %d customers in segments %s", ds, len(out), counts)
+    return ScoreReport(
+        ds.isoformat(),
+        len(out),
+        churn.version,
+        clv.version,
+        counts,
+        drifted,
+        retrain,
+        steps.seconds,
+    )

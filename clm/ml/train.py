@@ -1,0 +1,317 @@
+"""Build a point-in-time training set, train both families and the baselines, track, promote."""
+
+from __future__ import annotations
+
+import logging
+import subprocess
+from dataclasses import dataclass, field
+from datetime import date
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from clm.core.settings import PROJECT_ROOT, Settings
+from clm.data import feature_store
+from clm.data.features import ensure_snapshots, snapshot_timestamp, training_cutoffs
+from clm.data.labels import compute_labels
+from clm.ml.baselines import BTYD
+from clm.ml.compare import PRIMARY, Candidate, TaskData, best_model, run_candidates, task_data
+from clm.ml.metrics import score
+from clm.ml.promotion import decide, promote
+from clm.ml.registry import (
+    REGISTERED,
+    SERVICES,
+    current_champion,
+    load_version,
+    model_features,
+    retire_unfinished,
+    setup_mlflow,
+)
+from clm.ml.tracking import log_candidates
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class TrainingSet:
+    """Rows ``(customer_id, cutoff)`` with both labels and a role: train, val or test."""
+
+    frame: pd.DataFrame
+    split: str  # "time" or "customers"
+    cutoffs: list[date]
+    test_cutoff: date
+
+
+@dataclass
+class TrainResult:
+    """What one training run decided; small enough for XCom."""
+
+    ds: str
+    split: str
+    rows: dict[str, int]
+    metrics: dict[str, dict[str, dict[str, float]]] = field(default_factory=dict)
+    decisions: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+
+def build_training_set(settings: Settings, ds: date, horizon_days: int) -> TrainingSet:
+    """The training set a run at ``ds`` uses: monthly cutoffs, the last one out of time.
+
+    Raises:
+        ValueError: if no cutoff has labelled customers.
+    """
+    cutoffs = training_cutoffs(
+        ds, horizon_days, settings.train_cutoffs, settings.cutoff_spacing_days
+    )
+    return build_set(settings, cutoffs, horizon_days)
+
+
+def build_set(
+    settings: Settings, cutoffs: list[date], horizon_days: int, split: str | None = None
+) -> TrainingSet:
+    """Labels at ``cutoffs`` (oldest first), with train, validation and test roles.
+
+    ``split="time"``: the last cutoff is the test set (out of time).
+    ``split="customers"``: only the last cutoff is used, and a random 20% of its
+    customers is the test set. ``None`` picks ``time`` when more than one
+    cutoff has labelled customers. In both, a random 20% of the customers is
+    held out of the training rows as the validation slice (early stopping,
+    tuning, calibration).
+
+    Raises:
+        ValueError: if no cutoff has labelled customers, or the split is unknown.
+    """
+    if split not in (None, "time", "customers"):
+        raise ValueError(f"split must be 'time' or 'customers', got {split!r}")
+    if split == "customers":
+        cutoffs = cutoffs[-1:]
+    frames = []
+    used = []
+    for cutoff in cutoffs:
+        labels = compute_labels(settings.validated_dir, cutoff, horizon_days)
+        if labels.empty:
+            continue
+        labels["cutoff"] = cutoff
+        frames.append(labels)
+        used.append(cutoff)
+    if not frames:
+        raise ValueError(f"no labelled customers at any cutoff {cutoffs}")
+    if split == "time" and len(used) < 2:
+        raise ValueError(f"a time split needs two cutoffs with customers, got {used}")
+    made = ensure_snapshots(settings.features_dir, settings.validated_dir, used)
+    if made:
+        log.info("computed missing feature snapshots for cutoffs %s", made)
+    labels = pd.concat(frames, ignore_index=True)
+    labels["event_timestamp"] = [pd.Timestamp(snapshot_timestamp(c)) for c in labels["cutoff"]]
+
+    test_cutoff = used[-1]
+    rng = np.random.default_rng(settings.seed)
+    customers = np.sort(labels["customer_id"].unique())
+    held = set(rng.choice(customers, size=max(1, len(customers) // 5), replace=False))
+    val_customers = set(rng.choice(customers, size=max(1, len(customers) // 5), replace=False))
+    split = split or ("time" if len(used) > 1 else "customers")
+    if split == "time":
+        labels["role"] = np.where(labels["cutoff"] == test_cutoff, "test", "train")
+    else:
+        labels["role"] = np.where(labels["customer_id"].isin(held), "test", "train")
+    val = (labels["role"] == "train") & labels["customer_id"].isin(val_customers)
+    labels.loc[val, "role"] = "val"
+    log.info(
+        "training set: %d rows over cutoffs %s (%s split), roles %s",
+        len(labels),
+        [c.isoformat() for c in used],
+        split,
+        labels["role"].value_counts().to_dict(),
+    )
+    return TrainingSet(labels, split, used, test_cutoff)
+
+
+def join_features(settings: Settings, data: TrainingSet, task: str) -> TaskData:
+    """Join the task's feature service point in time through Feast."""
+    service = SERVICES[task]
+    names = feature_store.feature_names(settings, service)
+    joined = feature_store.historical_features(
+        settings, data.frame[["customer_id", "event_timestamp"]].drop_duplicates(), service
+    )
+    frame = data.frame.merge(joined, on=["customer_id", "event_timestamp"], how="left")
+    return task_data(task, frame, names)
+
+
+def git_sha() -> str:
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"],
+            cwd=PROJECT_ROOT,
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        return out.stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+
+
+def train(
+    settings: Settings,
+    ds: date,
+    *,
+    horizon_days: int | None = None,
+    families: list[str] | None = None,
+    n_trials: int | None = None,
+    force_promotion: bool = False,
+    airflow_run_id: str = "manual",
+) -> TrainResult:
+    """Train every family and baseline for churn and clv, log to MLflow, promote the best.
+
+    One parent run per task in experiments ``clm-churn`` / ``clm-clv``; one
+    child run per candidate, baselines included. The best model is registered;
+    it becomes ``@champion`` only if :func:`clm.ml.promotion.decide` says so,
+    after the current champion is scored on the same test rows.
+    """
+    import mlflow
+
+    horizon = horizon_days or settings.horizon_days
+    families = families or list(settings.model_families)
+    trials = settings.tuning_trials if n_trials is None else n_trials
+    data = build_training_set(settings, ds, horizon)
+    setup_mlflow(settings)
+    client = mlflow.MlflowClient()
+    result = TrainResult(
+        ds=ds.isoformat(),
+        split=data.split,
+        rows={str(k): int(v) for k, v in data.frame["role"].value_counts().items()},
+    )
+    sha = git_sha()
+    btyd = BTYD(settings.validated_dir, horizon)
+    feature_store.apply_repo(settings)
+    for task in ("churn", "clv"):
+        service = SERVICES[task]
+        rows = join_features(settings, data, task)
+        metric = PRIMARY[task]
+        tags = {
+            "ds": ds.isoformat(),
+            "airflow_run_id": airflow_run_id,
+            "git_sha": sha,
+            "feature_service": service,
+            "split": data.split,
+            "task": task,
+        }
+        mlflow.set_experiment(REGISTERED[task])
+        with mlflow.start_run(run_name=f"train {ds.isoformat()}", tags=tags) as parent:
+            mlflow.log_params(
+                {
+                    "horizon_days": horizon,
+                    "cutoffs": ",".join(c.isoformat() for c in data.cutoffs),
+                    "test_cutoff": data.test_cutoff.isoformat(),
+                    "families": ",".join(families),
+                    "tuning_trials": trials,
+                    "n_features": len(rows.names),
+                    **{f"rows_{k}": v for k, v in result.rows.items()},
+                }
+            )
+            candidates = run_candidates(
+                rows,
+                families=families,
+                trials=trials,
+                seed=settings.seed,
+                btyd=btyd,
+                horizon_days=horizon,
+                with_baselines=settings.train_baselines,
+            )
+            uris = log_candidates(rows, candidates, tags=tags)
+            result.metrics[task] = {c.name: c.scores for c in candidates}
+            challenger = best_model(candidates)
+            beaten_by = [
+                c.name
+                for c in candidates
+                if c.kind == "baseline" and c.scores[metric] >= challenger.scores[metric]
+            ]
+            if beaten_by:
+                log.warning(
+                    "%s: baseline(s) %s match or beat %s on %s",
+                    task,
+                    beaten_by,
+                    challenger.name,
+                    metric,
+                )
+            decided = _decide_and_promote(
+                settings,
+                client,
+                rows,
+                challenger,
+                uris[challenger.name],
+                ds=ds,
+                force=force_promotion,
+                run_id=parent.info.run_id,
+            )
+            mlflow.set_tags(
+                {
+                    "best_family": challenger.name,
+                    "decision": decided["decision"],
+                    "registered_version": decided["version"],
+                }
+            )
+            result.decisions[task] = decided
+    return result
+
+
+def _decide_and_promote(
+    settings: Settings,
+    client: Any,
+    data: TaskData,
+    challenger: Candidate,
+    model_uri: str,
+    *,
+    ds: date,
+    force: bool,
+    run_id: str,
+) -> dict[str, Any]:
+    """Score the champion on today's test rows, decide, and apply the decision."""
+    import mlflow
+
+    task = data.task
+    metric = PRIMARY[task]
+    retire_unfinished(client, REGISTERED[task], by=f"the training run of {ds}")
+    champion = current_champion(client, REGISTERED[task])
+    champion_score = None
+    champion_version = None
+    if champion is not None:
+        champion_version = str(champion.version)
+        uri = f"models:/{REGISTERED[task]}/{champion.version}"
+        if model_features(uri) == data.names:
+            old = load_version(uri)
+            champion_score = score(task, data.y("test"), old.predict(data.x("test")))[metric]
+            mlflow.log_metric(f"champion_{metric}", champion_score)
+        else:
+            log.warning("champion v%s has another feature schema; not comparable", champion_version)
+    floor = settings.churn_auc_floor if task == "churn" else settings.clv_gini_floor
+    decision = decide(
+        challenger.scores[metric],
+        champion_score,
+        floor=floor,
+        margin=settings.promotion_margin,
+        schema_ok=model_features(model_uri) == data.names,
+        force=force,
+    )
+    version = promote(
+        task=task,
+        ds=ds,
+        model_uri=model_uri,
+        family=challenger.name,
+        metric=metric,
+        challenger_score=challenger.scores[metric],
+        champion_score=champion_score,
+        champion_version=champion_version,
+        decision=decision,
+        run_id=run_id,
+        warehouse_url=settings.warehouse,
+    )
+    return {
+        "family": challenger.name,
+        "version": version,
+        "decision": decision.label,
+        "reasons": decision.reasons,
+        metric: challenger.scores[metric],
+        "champion_version": champion_version,
+        "champion_score": champion_score,
+    }

@@ -1,1 +1,0 @@
-"""Training, evaluation, comparison and promotion."""
