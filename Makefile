@@ -6,10 +6,12 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 export CLM_HOME ?= $(CURDIR)/.clm
 AIRFLOW_PORT ?= 8080
-# Test workers: the slow tests mostly wait on Airflow and MLflow processes, so two
-# workers overlap well even on 2 cores. --dist loadscope keeps a module on one worker,
-# so a module's shared fixture (a scored shop, a running Airflow) is built once.
-TEST_WORKERS ?= 2
+# Test workers: the slow tests often wait on Airflow, MLflow and Celery processes, so
+# three workers keep 2 cores busy. The scheduler in tests/conftest.py keeps a module
+# (or the modules sharing the scored shop) on one worker, so a shared fixture is built
+# once, and starts the longest groups first.
+TEST_WORKERS ?= 3
+PYTEST_DIST := -n $(TEST_WORKERS) --dist loadscope --no-loadscope-reorder
 MLFLOW_PORT ?= 5000
 
 .DEFAULT_GOAL := help
@@ -35,10 +37,10 @@ test: setup ## Run the whole test suite (ruff, mypy, the layering contract, unit
 	$(BIN)/ruff check .
 	$(BIN)/mypy
 	$(BIN)/lint-imports --no-cache
-	$(BIN)/pytest -q -n $(TEST_WORKERS) --dist loadscope --durations=15
+	$(BIN)/pytest -q $(PYTEST_DIST) --durations=15
 
 test-fast: setup ## Run the tests without the slow end-to-end ones
-	$(BIN)/pytest -q -n $(TEST_WORKERS) --dist loadscope -m "not slow"
+	$(BIN)/pytest -q $(PYTEST_DIST) -m "not slow"
 
 lint: setup ## ruff check, ruff format --check, mypy and the layering contract (lint-imports)
 	$(BIN)/ruff check .

@@ -12,6 +12,7 @@ import uuid
 from collections.abc import Iterator
 from datetime import date
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -135,3 +136,54 @@ def postgres_url(postgres_server: str) -> str:
     with psycopg.connect(f"{postgres_server}/postgres", autocommit=True) as con:
         con.execute(f"CREATE DATABASE {name}")
     return f"{postgres_server}/{name}"
+
+
+# Test workers (make test: -n 3 --dist loadscope with the scheduler below). Each module
+# runs on one worker, so its module fixtures (a running Airflow, a stack) are built
+# once; the modules that use the session's scored shop share a worker, so the shop is
+# built once. The longest groups start first, so the slowest never waits behind quick
+# ones. (xdist's own --dist loadgroup cannot do this under pytest 9: it renames node
+# ids, which pytest 9 no longer allows.)
+SCORED_SHOP_MODULES = (
+    "tests/integration/test_end_to_end.py",  # first: its last test lands a broken day
+    "tests/integration/test_scoring.py",
+)
+LONGEST_FIRST = (
+    "tests/integration/test_stack.py",
+    "scored_shop",
+    "tests/integration/test_scheduler.py",
+    "tests/integration/test_evaluate.py",
+    "tests/integration/test_online_retail.py",
+    "tests/unit/test_ingest.py",
+)
+
+
+def test_group(nodeid: str) -> str:
+    """The worker group of a test: its module, or ``scored_shop`` for the shop's modules."""
+    module = nodeid.split("::", 1)[0]
+    return "scored_shop" if module in SCORED_SHOP_MODULES else module
+
+
+test_group.__test__ = False  # type: ignore[attr-defined]
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Put the longest groups first (stable); refuse a scored-shop user outside its group."""
+    for item in items:
+        fixtures = getattr(item, "fixturenames", ())
+        if "scored_shop" in fixtures and test_group(item.nodeid) != "scored_shop":
+            raise pytest.UsageError(f"{item.nodeid} uses scored_shop: add its module to "
+                                    "SCORED_SHOP_MODULES in tests/conftest.py")  # fmt: skip
+    rank = {name: i for i, name in enumerate(LONGEST_FIRST)}
+    items.sort(key=lambda item: rank.get(test_group(item.nodeid), len(rank)))
+
+
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    """Load-scope scheduling over the groups of :func:`test_group`."""
+    from xdist.scheduler import LoadScopeScheduling
+
+    class GroupScheduling(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            return test_group(nodeid)
+
+    return GroupScheduling(config, log)

@@ -1,81 +1,52 @@
-"""The four DAGs through real Airflow on a ~1,000-customer shop, via the CLI.
+"""The four DAGs through real Airflow, via the CLI, on the shared scored shop.
 
-Runs `clm simulate` and `clm run` as a user would (subprocesses with their own
-CLM_HOME), then checks the warehouse, MLflow runs and the registry alias.
+``clm simulate`` and ``clm run`` ran as a user runs them (subprocesses with their
+own CLM_HOME, see ``conftest.scored_shop``); these tests check the warehouse,
+the MLflow runs and the registry alias, and run the CLI again. This module runs
+before test_scoring.py on the same worker; its last test lands a broken day
+after the landed range.
 """
 
 from __future__ import annotations
 
 import os
 import subprocess
-import sys
-from datetime import date
-from pathlib import Path
+from collections.abc import Iterator
+from datetime import timedelta
 
+import pandas as pd
 import pytest
 
-from clm.core.settings import get_settings
+from clm.core.io import list_partitions, partition_dir, read_partition
+from clm.core.settings import Settings, get_settings
 from clm.data import warehouse
+from tests.integration.conftest import CLM, FIRST, LANDED_TO, LAST, ScoredShop, clm
 
 pytestmark = pytest.mark.slow
-CLM = str(Path(sys.executable).parent / "clm")
-# 150 days, H=60: the test cutoff is 60 days back, with two monthly cutoffs before it.
-START, DAYS = date(2024, 1, 1), 150
-RUN_FROM, RUN_TO = date(2024, 5, 27), date(2024, 5, 29)
-
-
-def _clm(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    result = subprocess.run(
-        [CLM, *args], env=env, capture_output=True, text=True, timeout=900, check=False
-    )
-    assert result.returncode == 0, (
-        f"clm {' '.join(args)} failed:\n{result.stdout[-4000:]}\n{result.stderr[-4000:]}"
-    )
-    return result
 
 
 @pytest.fixture(scope="module")
-def pipeline(tmp_path_factory):
-    home = tmp_path_factory.mktemp("e2e") / "clm"
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("CLM_", "AIRFLOW"))}
-    env.update(
-        {
-            "CLM_HOME": str(home),
-            "CLM_HORIZON_DAYS": "60",
-            "CLM_TRAIN_CUTOFFS": "2",
-            # train on the last day too, so the second run meets a champion
-            "CLM_TRAINING_WEEKDAY": str(RUN_TO.weekday()),
-        }
-    )
-    _clm(
-        env,
-        "simulate",
-        "--customers",
-        "1000",
-        "--start",
-        START.isoformat(),
-        "--days",
-        str(DAYS),
-        "--seed",
-        "11",
-    )
-    _clm(env, "run", "--start", RUN_FROM.isoformat(), "--end", RUN_TO.isoformat())
-    os.environ["CLM_HOME"] = str(home)
-    os.environ["CLM_HORIZON_DAYS"] = "60"
-    yield env, get_settings()
-    os.environ.pop("CLM_HOME", None)
-    os.environ.pop("CLM_HORIZON_DAYS", None)
+def pipeline(scored_shop: ScoredShop) -> Iterator[tuple[dict[str, str], Settings]]:
+    saved = {k: os.environ.get(k) for k in ("CLM_HOME", "CLM_HORIZON_DAYS")}
+    os.environ["CLM_HOME"] = str(scored_shop.home)
+    os.environ["CLM_HORIZON_DAYS"] = "30"
+    yield scored_shop.env, get_settings()
+    for key, value in saved.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
 
 
 def test_segment_table_has_one_valid_row_per_scored_customer(pipeline) -> None:
     _, settings = pipeline
     rows = warehouse.query(
-        settings.warehouse, "SELECT * FROM customer_segments WHERE ds = ?", [RUN_TO]
+        settings.warehouse, "SELECT * FROM customer_segments WHERE ds = ?", [LAST]
     )
     features = __import__("pandas").read_parquet(
-        settings.features_dir / "order_features" / f"ds={RUN_TO.isoformat()}"
+        settings.features_dir / "order_features" / f"ds={LAST.isoformat()}"
     )
-    assert len(rows) == len(features) > 300
+    assert len(rows) == len(features) > 250
     assert rows["customer_id"].is_unique
     assert rows["churn_probability"].between(0, 1).all()
     assert (rows["expected_spend"] >= 0).all()
@@ -99,7 +70,7 @@ def test_segment_table_has_one_valid_row_per_scored_customer(pipeline) -> None:
     days = warehouse.query(
         settings.warehouse, "SELECT DISTINCT ds FROM segment_summary ORDER BY ds"
     )["ds"]
-    assert [d.date() for d in days] == [date(2024, 5, 27), date(2024, 5, 28), date(2024, 5, 29)]
+    assert [d.date() for d in days] == [FIRST + timedelta(days=i) for i in range(6)]
 
 
 def test_mlflow_has_both_families_and_the_champion_alias(pipeline) -> None:
@@ -145,60 +116,80 @@ def test_mlflow_has_both_families_and_the_champion_alias(pipeline) -> None:
     assert second["champion_version"].notna().all()  # compared with the first champion
 
 
-def test_ingest_accounts_for_every_landed_row(pipeline) -> None:
-    _, settings = pipeline
-    import pandas as pd
+def _rows(root, table: str, days) -> pd.DataFrame:
+    """Every row of ``table`` under ``root`` on ``days`` (a day may have none)."""
+    frames = [
+        read_partition(root, table, d) for d in days if partition_dir(root, table, d).exists()
+    ]
+    return pd.concat(frames) if frames else pd.DataFrame()
 
+
+def test_ingest_accounts_for_every_landed_row(pipeline) -> None:
+    """Every landed row of the days run so far is validated or quarantined, none lost."""
+    _, settings = pipeline
+    ran = [d for d in list_partitions(settings.landing_dir, "orders") if d <= LAST]
     for table in ("orders", "events"):
-        landed = pd.read_parquet(settings.landing_dir / table)
-        valid = pd.read_parquet(settings.validated_dir / table)
-        bad_dir = settings.quarantine_dir / table
-        bad = pd.read_parquet(bad_dir) if bad_dir.exists() else pd.DataFrame()
-        assert len(landed) == len(valid) + len(bad), table
+        landed = _rows(settings.landing_dir, table, ran)
+        valid = _rows(settings.validated_dir, table, ran)
+        bad = _rows(settings.quarantine_dir, table, ran)
+        assert len(landed) == len(valid) + len(bad) > 0, table
+    orders = _rows(settings.landing_dir, "orders", ran)
     dirty = pd.read_parquet(settings.truth_dir / "dirty_rows.parquet")
-    quarantined = pd.read_parquet(settings.quarantine_dir / "orders")
-    assert set(dirty.loc[dirty.table == "orders", "id"]) <= set(quarantined["order_id"])
+    planted = set(dirty.loc[dirty.table == "orders", "id"]) & set(orders["order_id"])
+    assert planted and planted <= set(_rows(settings.quarantine_dir, "orders", ran)["order_id"])
     runs = warehouse.query(settings.warehouse, "SELECT * FROM validation_runs")
     landing = runs[runs.table_name != "customer_segments"]
     assert (landing.landed == landing.validated + landing.quarantined).all()
-    assert landing.ds.nunique() == len(list((settings.landing_dir / "orders").iterdir()))
+    assert landing.ds.nunique() == len(ran)
     assert landing.docs_url.str.startswith("file://").all()
     scored = runs[runs.table_name == "customer_segments"]  # the output suite ran every day
-    assert len(scored) == 3 and scored.success.all()
+    assert len(scored) == (LAST - FIRST).days + 1 and scored.success.all()
 
 
 def test_rerunning_a_day_gives_the_same_rows(pipeline) -> None:
-    import pandas as pd
-
     env, settings = pipeline
     query = "SELECT * FROM customer_segments WHERE ds = ? ORDER BY customer_id"
-    before = warehouse.query(settings.warehouse, query, [RUN_TO])
+    before = warehouse.query(settings.warehouse, query, [LAST])
     summary_before = warehouse.query(
-        settings.warehouse, "SELECT * FROM segment_summary WHERE ds = ? ORDER BY segment", [RUN_TO]
+        settings.warehouse, "SELECT * FROM segment_summary WHERE ds = ? ORDER BY segment", [LAST]
     )
     # no training on the re-run, so the same champions score the same features
-    env = dict(env, CLM_TRAINING_WEEKDAY=str((RUN_TO.weekday() + 3) % 7))
-    _clm(env, "run", "--start", RUN_TO.isoformat(), "--end", RUN_TO.isoformat())
-    pd.testing.assert_frame_equal(before, warehouse.query(settings.warehouse, query, [RUN_TO]))
+    env = dict(env, CLM_TRAINING_WEEKDAY=str((LAST.weekday() + 3) % 7))
+    clm(env, "run", "--start", LAST.isoformat(), "--end", LAST.isoformat())
+    pd.testing.assert_frame_equal(before, warehouse.query(settings.warehouse, query, [LAST]))
     pd.testing.assert_frame_equal(
         summary_before,
         warehouse.query(
             settings.warehouse,
             "SELECT * FROM segment_summary WHERE ds = ? ORDER BY segment",
-            [RUN_TO],
+            [LAST],
         ),
     )
 
 
+def test_clm_customer_shows_a_customer_and_says_when_one_is_unknown(pipeline) -> None:
+    env, settings = pipeline
+    known = warehouse.query(
+        settings.warehouse, "SELECT customer_id FROM customer_segments LIMIT 1"
+    ).customer_id.iloc[0]
+    shown = clm(env, "customer", known).stdout
+    assert f"Online features of {known}" in shown and '"segment"' in shown
+    for hostile in ("[bold]C0000001[/]\x1b[2J",):
+        result = subprocess.run(
+            [CLM, "customer", hostile], env=env, capture_output=True, text=True, check=False
+        )
+        assert result.returncode == 1, result.stderr[-2000:]
+        assert "unknown customer" in result.stdout and "Traceback" not in result.stderr
+        assert "\x1b" not in result.stdout
+
+
 def test_a_refused_batch_fails_the_airflow_task_with_the_rule(pipeline) -> None:
     """Runs last: lands a broken day after the simulated range and runs it through Airflow."""
-    from datetime import timedelta
-
-    from clm.core.io import partition_dir, read_partition, write_partition
+    from clm.core.io import write_partition
 
     env, settings = pipeline
-    day = RUN_TO + timedelta(days=1)
-    orders = read_partition(settings.landing_dir, "orders", RUN_TO).drop(columns="status")
+    day = LANDED_TO + timedelta(days=1)
+    orders = read_partition(settings.landing_dir, "orders", LANDED_TO).drop(columns="status")
     write_partition(orders, settings.landing_dir, "orders", day)
     result = subprocess.run(
         [CLM, "run", "--start", day.isoformat(), "--end", day.isoformat()],
@@ -217,19 +208,3 @@ def test_a_refused_batch_fails_the_airflow_task_with_the_rule(pipeline) -> None:
         settings.warehouse, "SELECT status, error FROM validation_runs WHERE ds = ?", [day]
     )
     assert list(failed.status) == ["failed"] and "nothing written" in failed.error.iloc[0]
-
-
-def test_clm_customer_shows_a_customer_and_says_when_one_is_unknown(pipeline) -> None:
-    env, settings = pipeline
-    known = warehouse.query(
-        settings.warehouse, "SELECT customer_id FROM customer_segments LIMIT 1"
-    ).customer_id.iloc[0]
-    shown = _clm(env, "customer", known).stdout
-    assert f"Online features of {known}" in shown and '"segment"' in shown
-    for hostile in ("[bold]C0000001[/]\x1b[2J",):
-        result = subprocess.run(
-            [CLM, "customer", hostile], env=env, capture_output=True, text=True, check=False
-        )
-        assert result.returncode == 1, result.stderr[-2000:]
-        assert "unknown customer" in result.stdout and "Traceback" not in result.stderr
-        assert "\x1b" not in result.stdout

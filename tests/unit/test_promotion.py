@@ -24,6 +24,7 @@ from clm.ml.compare import Candidate, task_data
 from clm.ml.metrics import score
 from clm.ml.promotion import decide
 from clm.ml.registry import REGISTERED, current_champion, rollback, setup_mlflow
+from clm.ml.tracking import pip_requirements
 from clm.ml.train import _decide_and_promote
 
 NAMES = ["f0", "f1", "f2"]
@@ -70,6 +71,7 @@ def _candidate(settings: Settings, frame: pd.DataFrame, *, names=NAMES, shuffle=
             signature=mlflow.models.infer_signature(example, pred[:3]),
             input_example=example,
             metadata={"task": "churn", "calibration": trained.calibration.as_dict()},
+            pip_requirements=pip_requirements("xgboost"),
         )
     cand = Candidate(
         "xgboost", "model", "churn", "", {}, pred, score("churn", data.y("test"), pred), {}, trained
