@@ -85,6 +85,18 @@ def _quiet_pymc() -> None:
     warnings.filterwarnings("ignore", category=DeprecationWarning, module="arviz")
 
 
+# Below this many customers a BG/NBD or Gamma-Gamma fit is mostly PyTensor compiling
+# its graphs to C: FAST_COMPILE skips that and fits a 2,000-customer shop in 2.2 s
+# instead of 6.1 s, with the same parameters. At 100,000 customers the compiled
+# graph wins (2 to 7 s against 25 s), so large shops keep PyTensor's default.
+FAST_COMPILE_BELOW = 20_000
+
+
+def pytensor_flags(customers: int) -> dict[str, str]:
+    """PyTensor flags for a fit on ``customers`` rows (none: PyTensor's configured default)."""
+    return {"mode": "FAST_COMPILE"} if customers < FAST_COMPILE_BELOW else {}
+
+
 @dataclass
 class BTYD:
     """BG/NBD and Gamma-Gamma, fit once per cutoff on every customer's history."""
@@ -99,18 +111,20 @@ class BTYD:
         if cutoff in self.fits:
             return self.fits[cutoff]
         _quiet_pymc()
+        import pytensor
         from pymc_marketing.clv import BetaGeoModel, GammaGammaModel
 
         summary = btyd_summary(self.validated_dir, cutoff)
-        bg = BetaGeoModel(data=summary[["customer_id", "frequency", "recency", "T"]])
-        bg.fit(method="map", progressbar=False)
-        purchases = np.asarray(
-            bg.expected_purchases(data=summary, future_t=self.horizon_days)
-        ).reshape(-1)
-        repeat = summary[summary["frequency"] > 0]
-        gg = GammaGammaModel(data=repeat[["customer_id", "frequency", "monetary_value"]])
-        gg.fit(method="map", progressbar=False)
-        per_purchase = np.asarray(gg.expected_customer_spend(data=summary)).reshape(-1)
+        with pytensor.config.change_flags(**pytensor_flags(len(summary))):
+            bg = BetaGeoModel(data=summary[["customer_id", "frequency", "recency", "T"]])
+            bg.fit(method="map", progressbar=False)
+            purchases = np.asarray(
+                bg.expected_purchases(data=summary, future_t=self.horizon_days)
+            ).reshape(-1)
+            repeat = summary[summary["frequency"] > 0]
+            gg = GammaGammaModel(data=repeat[["customer_id", "frequency", "monetary_value"]])
+            gg.fit(method="map", progressbar=False)
+            per_purchase = np.asarray(gg.expected_customer_spend(data=summary)).reshape(-1)
         out = pd.DataFrame(
             {
                 "customer_id": summary["customer_id"],

@@ -171,7 +171,7 @@ def test_a_day_over_the_budget_is_validated_in_slices_with_the_same_result(
     import logging
     import shutil
 
-    last, day = date(2024, 1, 8), date(2024, 1, 5)
+    last = day = date(2024, 1, 5)  # the day with a late export, and the days before it
     orders = read_partition(small_shop.landing_dir, "orders", day)
     late = orders.head(6).copy()
     late.loc[late.index[1:], "order_id"] = [f"late-{i}" for i in range(5)]  # row 0: a duplicate
