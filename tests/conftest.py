@@ -158,9 +158,17 @@ LONGEST_FIRST = (
 )
 
 
+# Long modules of independent tests with cheap fixtures: their tests spread over the
+# workers one by one (a module fixture is then built once per worker).
+SPREAD_MODULES = ("tests/unit/test_bad_inputs.py",)
+
+
 def test_group(nodeid: str) -> str:
-    """The worker group of a test: its module, or ``scored_shop`` for the shop's modules."""
+    """The worker group of a test: its module, ``scored_shop`` for the shop's modules, or
+    the test itself in a spread module."""
     module = nodeid.split("::", 1)[0]
+    if module in SPREAD_MODULES:
+        return nodeid
     return "scored_shop" if module in SCORED_SHOP_MODULES else module
 
 

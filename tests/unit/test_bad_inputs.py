@@ -87,10 +87,20 @@ def land(settings: Settings, table: str, day: date, frame: pd.DataFrame, name: s
     return path
 
 
+@pytest.fixture(scope="module")
+def two_days(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A home with D0 landed and ingested and D1 landed, built once per module and worker."""
+    home = tmp_path_factory.mktemp("two-days") / "clm"
+    land_two_days(get_settings(home=home))
+    return home
+
+
 @pytest.fixture
-def shop(settings: Settings) -> Settings:
-    """D0 landed and ingested cleanly; D1 landed cleanly (not yet ingested)."""
-    return land_two_days(settings)
+def shop(settings: Settings, two_days: Path) -> Settings:
+    """D0 landed and ingested cleanly; D1 landed cleanly (not yet ingested): a copy of a home,
+    as a backup or a staging copy would be."""
+    shutil.copytree(two_days, settings.home)
+    return settings
 
 
 def land_two_days(settings: Settings) -> Settings:
