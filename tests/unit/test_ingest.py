@@ -23,10 +23,10 @@ def test_catch_up_equals_day_by_day(small_shop: Settings, tmp_path, monkeypatch)
     import shutil
 
     shutil.copytree(small_shop.landing_dir, daily.landing_dir)
-    # The daily home catches up to 11 days before LAST in one run, then goes day by day:
+    # The daily home catches up to 6 days before LAST in one run, then goes day by day:
     # each daily run's rules then see only earlier, already written partitions.
-    day = LAST - timedelta(days=10)
-    assert len(ingest(daily, day - timedelta(days=1)).days) == 29
+    day = LAST - timedelta(days=5)
+    assert len(ingest(daily, day - timedelta(days=1)).days) == 34
     while day <= LAST:
         assert ingest(daily, day).days == [day.isoformat()]
         day += timedelta(days=1)
@@ -46,7 +46,7 @@ def test_chunked_catch_up_equals_one_run(small_shop: Settings, tmp_path, monkeyp
 
     ingest(small_shop, LAST)
     monkeypatch.setenv("CLM_HOME", str(tmp_path / "chunked"))
-    monkeypatch.setenv("CLM_INGEST_CHUNK_MB", "0.05")  # about 50 KB of landing per GX run
+    monkeypatch.setenv("CLM_INGEST_CHUNK_MB", "0.1")  # about 100 KB of landing per GX run
     chunked = get_settings()
     shutil.copytree(small_shop.landing_dir, chunked.landing_dir)
     from clm.data.ingest import _chunks
