@@ -163,7 +163,7 @@ LONGEST_FIRST = (
 SPREAD_MODULES = ("tests/unit/test_bad_inputs.py",)
 
 
-def test_group(nodeid: str) -> str:
+def worker_group(nodeid: str) -> str:
     """The worker group of a test: its module, ``scored_shop`` for the shop's modules, or
     the test itself in a spread module."""
     module = nodeid.split("::", 1)[0]
@@ -172,26 +172,23 @@ def test_group(nodeid: str) -> str:
     return "scored_shop" if module in SCORED_SHOP_MODULES else module
 
 
-test_group.__test__ = False  # type: ignore[attr-defined]
-
-
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Put the longest groups first (stable); refuse a scored-shop user outside its group."""
     for item in items:
         fixtures = getattr(item, "fixturenames", ())
-        if "scored_shop" in fixtures and test_group(item.nodeid) != "scored_shop":
+        if "scored_shop" in fixtures and worker_group(item.nodeid) != "scored_shop":
             raise pytest.UsageError(f"{item.nodeid} uses scored_shop: add its module to "
                                     "SCORED_SHOP_MODULES in tests/conftest.py")  # fmt: skip
     rank = {name: i for i, name in enumerate(LONGEST_FIRST)}
-    items.sort(key=lambda item: rank.get(test_group(item.nodeid), len(rank)))
+    items.sort(key=lambda item: rank.get(worker_group(item.nodeid), len(rank)))
 
 
 def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
-    """Load-scope scheduling over the groups of :func:`test_group`."""
+    """Load-scope scheduling over the groups of :func:`worker_group`."""
     from xdist.scheduler import LoadScopeScheduling
 
     class GroupScheduling(LoadScopeScheduling):
         def _split_scope(self, nodeid: str) -> str:
-            return test_group(nodeid)
+            return worker_group(nodeid)
 
     return GroupScheduling(config, log)
