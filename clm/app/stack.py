@@ -612,6 +612,11 @@ def mlflow_auth_ini(database: Path | str) -> str:
         f"database_uri = sqlite:///{database}\n"
         f"admin_username = {ADMIN}\n"
         "authorization_function = mlflow.server.auth:authenticate_request_basic_auth\n"
+        "# Clients sign in on every request, and checking a password (scrypt) costs\n"
+        "# 0.1 s of CPU: a training run made the server spend most of its time there.\n"
+        "# A successful check is kept for 60 s. The server runs one worker, so a\n"
+        "# password changed through the API takes effect at once.\n"
+        "auth_cache_ttl_seconds = 60\n"
     )
 
 

@@ -15,6 +15,7 @@ import numpy as np
 
 from clm.ml import plots
 from clm.ml.compare import LABELS, PRIMARY, Candidate, TaskData
+from clm.ml.models import native
 
 log = logging.getLogger(__name__)
 
@@ -133,7 +134,7 @@ def log_candidates(
                     metadata["calibration"] = c.trained.calibration.as_dict()
                 metadata["reference"] = reference_profile(data, c.trained)
                 info = flavor.log_model(
-                    c.trained.model,
+                    native(c.trained.model),
                     name="model",
                     signature=signature,
                     input_example=example,

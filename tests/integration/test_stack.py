@@ -58,10 +58,10 @@ class Running:
     airflow: AirflowAPI
     mlflow: str
 
-    def mlflow_get(self, path: str, signed_in: bool = True) -> Any:
+    def mlflow_get(self, path: str, signed_in: bool = True, password: str | None = None) -> Any:
         request = urllib.request.Request(self.mlflow + path)
         if signed_in:
-            user = f"admin:{self.secrets['MLFLOW_ADMIN_PASSWORD']}".encode()
+            user = f"admin:{password or self.secrets['MLFLOW_ADMIN_PASSWORD']}".encode()
             request.add_header("Authorization", "Basic " + base64.b64encode(user).decode())
         with urllib.request.urlopen(request, timeout=30) as response:
             return json.loads(response.read())
@@ -284,6 +284,12 @@ def test_nobody_gets_in_without_signing_in(stack: Running) -> None:
         assert refused.value.code in (401, 403, 404), path
     with pytest.raises(urllib.error.HTTPError) as refused:
         stack.mlflow_get("/api/2.0/mlflow/experiments/search?max_results=1", signed_in=False)
+    assert refused.value.code == 401
+    # The server keeps a successful sign-in for a minute; a wrong password is still refused.
+    stack.mlflow_get("/api/2.0/mlflow/experiments/search?max_results=1")
+    wrong = stack.secrets["MLFLOW_ADMIN_PASSWORD"] + "x"
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        stack.mlflow_get("/api/2.0/mlflow/experiments/search?max_results=1", password=wrong)
     assert refused.value.code == 401
     host, port = stack.stack_env["CLM_FEAST_REDIS"].split(",")[0].split(":")
     with pytest.raises(redis.AuthenticationError):

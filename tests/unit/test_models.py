@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import date
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -120,3 +121,48 @@ def test_unknown_family_and_task_are_refused() -> None:
     frame["role"] = "train"
     with pytest.raises(ValueError, match="no val rows"):
         task_data("churn", frame, ["a"])
+
+
+@pytest.mark.parametrize("task", ["churn", "clv"])
+def test_logged_models_load_natively_and_predict_as_trained(task: str, settings) -> None:
+    """The registry stores each family in its library's own format, no pickle or skops,
+    and the loaded model gives the trained model's predictions, reasons and importance."""
+    import mlflow
+
+    from clm.ml.registry import REGISTERED, load_version, setup_mlflow
+    from clm.ml.tracking import log_candidates
+
+    data = task_data(task, _frame(), ["a", "b", "c", "d"])
+    cands = run_candidates(
+        data,
+        families=["xgboost", "lightgbm"],
+        trials=1,
+        seed=7,
+        btyd=None,
+        horizon_days=90,
+        with_baselines=False,
+    )
+    setup_mlflow(settings)
+    mlflow.set_experiment(REGISTERED[task])
+    with mlflow.start_run():
+        uris = log_candidates(data, cands, tags={"feature_service": "test"})
+    x = data.x("test")
+    for cand in cands:
+        files = {
+            p.name for p in Path(mlflow.artifacts.download_artifacts(uris[cand.name])).iterdir()
+        }
+        stored = {"xgboost": "model.ubj", "lightgbm": "model.lgb"}[cand.name]
+        assert stored in files and not any(f.endswith((".pkl", ".skops")) for f in files), files
+        loaded = load_version(uris[cand.name])
+        assert type(loaded.model).__name__ == (
+            "Booster" if cand.name == "lightgbm" else type(cand.trained.model).__name__
+        )
+        np.testing.assert_allclose(loaded.predict(x), cand.trained.predict(x), rtol=1e-6)
+        np.testing.assert_allclose(
+            models.contributions(loaded, x),
+            models.contributions(cand.trained, x),
+            rtol=1e-5,
+            atol=1e-6,
+        )
+        names = list(x.columns)
+        assert loaded.importance(names) == pytest.approx(cand.trained.importance(names))
