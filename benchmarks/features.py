@@ -92,7 +92,7 @@ elif step == "compute_ours":
     out["customers"] = write_snapshot(settings.features_dir, settings.validated_dir, ds).customers
 elif step == "compute_naive":
     import pandas as pd
-    from benchmarks.naive_features import naive_features, assert_same
+    from clm.app.bench_naive import naive_features, assert_same
     orders, engagement = naive_features(settings.validated_dir, ds)
     target = Path(sys.argv[1]) / "naive"
     target.mkdir(exist_ok=True)

@@ -654,3 +654,50 @@ def _validate_tables(
             refuse_unparseable_columns(failures, contract, column_type_error_share(suite))
         tallies[table] = tally
     return tallies
+
+
+def adopt_clean_history(settings: Settings, until: date) -> list[date]:
+    """Record every landed day up to ``until`` as validated, without running the suites.
+
+    For ``clm bench`` only, never called by the pipeline: a benchmark's history is
+    simulated clean (no dirty rows), and validating a year of a million
+    customers would take longer than everything it measures. Each day's files
+    are hard-linked (copied across file systems) into ``validated/`` and entered
+    in the manifest as :func:`ingest` enters them, so the next :func:`ingest`
+    sees only the days after ``until``.
+
+    Returns:
+        The days adopted.
+    """
+    import pyarrow.parquet as pq
+
+    manifest = _load_manifest(settings)
+    adopted = []
+    for day in sorted(
+        set().union(*(list_partitions(settings.landing_dir, t) for t in LANDING_TABLES))
+    ):
+        if day > until or day.isoformat() in manifest:
+            continue
+        rows = {}
+        for table in LANDING_TABLES:
+            source = partition_dir(settings.landing_dir, table, day)
+            target = partition_dir(settings.validated_dir, table, day)
+            target.mkdir(parents=True, exist_ok=True)
+            rows[table] = 0
+            for path in landed_files(source):
+                if path.suffix != ".parquet":
+                    raise ValueError(f"{path}: only Parquet landings can be adopted")
+                rows[table] += pq.ParquetFile(path).metadata.num_rows
+                try:
+                    os.link(path, target / path.name)
+                except OSError:
+                    shutil.copy2(path, target / path.name)
+        files = _landing_files(settings, day)
+        manifest[day.isoformat()] = {
+            "fingerprint": fingerprint(files),
+            "sha256": content_hash(files),
+            "rows": rows,
+        }
+        adopted.append(day)
+    _save_manifest(settings, manifest)
+    return adopted

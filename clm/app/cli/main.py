@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from clm.app.cli import evaluate, inspect, pipeline, ui
+from clm.app.cli import bench, evaluate, inspect, pipeline, ui
 from clm.app.cli.imports import import_app
 from clm.app.cli.models import models_app
 from clm.app.cli.stack import stack_app
@@ -30,6 +30,7 @@ for command in (
     inspect.segments,
     inspect.customer,
     evaluate.evaluate,
+    bench.bench,
     ui.ui,
 ):
     app.command()(command)

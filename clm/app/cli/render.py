@@ -279,3 +279,52 @@ def _targets(task: str, targets: dict[str, Any]) -> None:
         sign = "<" if row["lower_is_better"] else ">"
         t.add_row(metric, f"{sign} {row['target']}", *cells)
     console.print(t)
+
+
+def bench(result: Any) -> None:
+    """One size of ``clm bench``: each stage's median, peak memory, throughput and naive ratio."""
+    table = Table(
+        title=f"{result.customers:,} customers (median of the runs; setup "
+        f"{result.setup_seconds:.0f} s, untimed)",
+        title_justify="left",
+    )
+    for column in ("stage", "seconds", "peak MiB", "customers/s", "naive s", "naive MiB", "×"):
+        table.add_column(column, justify="left" if column == "stage" else "right")
+    for name, stage in result.stages.items():
+        naive = stage.naive_seconds
+        table.add_row(
+            name,
+            f"{stage.seconds:.2f}",
+            f"{stage.peak_rss_mib:,.0f}",
+            f"{result.customers / stage.seconds:,.0f}" if stage.seconds else "",
+            "" if naive is None else f"{naive:.2f}",
+            "" if naive is None else f"{stage.naive_peak_rss_mib:,.0f}",
+            "" if naive is None else f"{naive / stage.seconds:.1f}",
+        )
+    table.add_row(
+        Text("daily cycle", style="bold"),
+        f"{result.cycle_seconds:.2f}",
+        f"{result.cycle_peak_rss_mib:,.0f}",
+        f"{result.customers / result.cycle_seconds:,.0f}" if result.cycle_seconds else "",
+        f"{result.cycle_naive_seconds:.2f}",
+        "",
+        f"{result.cycle_naive_seconds / result.cycle_seconds:.1f}" if result.cycle_seconds else "",
+    )
+    console.print(table)
+
+
+def bench_summary(results: list[Any], exponents: dict[str, float]) -> None:
+    """The scaling exponents, and the targets checked at the largest size."""
+    from clm.app.bench import verdicts
+
+    if exponents:
+        sizes = ", ".join(f"{r.customers:,}" for r in results)
+        console.print(
+            f"scaling exponents (slope of log seconds on log customers over {sizes}): "
+            + ", ".join(f"{k} {v:.2f}" for k, v in exponents.items())
+        )
+    largest = results[-1]
+    console.print(f"targets at {largest.customers:,} customers:")
+    for text, met, figure in verdicts(largest, exponents):
+        mark = Text("met    ", style="green") if met else Text("missed ", style="red")
+        console.print(Text("  ") + mark + Text(f"{text}: {figure}"))

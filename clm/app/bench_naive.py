@@ -1,4 +1,4 @@
-"""The naive peer of clm.data.features: the same features with pandas group-bys.
+"""The naive peer of clm.data.features for `clm bench`: the same features with pandas group-bys.
 
 This is what a data team writes first: load every order and event into
 pandas and aggregate per customer. The benchmark checks that it computes the
