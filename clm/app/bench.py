@@ -152,8 +152,14 @@ def copy_home(source: Path, target: Path) -> None:
     shutil.copytree(source, target, symlinks=True, copy_function=link_or_copy)
 
 
+# The user's settings that shape the measured work pass through; nothing else of the
+# user's CLM_* (their home, warehouse or MLflow server) reaches a benchmark home.
+PASSED_THROUGH = ("CLM_HORIZON_DAYS", "CLM_TRAIN_CUTOFFS", "CLM_CUTOFF_SPACING_DAYS")
+
+
 def _env(home: Path, extra: dict[str, str] | None = None) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("CLM_", "AIRFLOW"))}
+    env |= {k: os.environ[k] for k in PASSED_THROUGH if k in os.environ}
     return env | {"CLM_HOME": str(home), "CLM_TRAIN_BASELINES": "false"} | (extra or {})
 
 
@@ -496,7 +502,7 @@ def child(step: str, ds: date, args: dict[str, Any]) -> dict[str, Any]:  # noqa:
         from clm.app.runner import run_range
 
         records = run_range(settings, ds, ds, train=False)
-        out["runs"] = [f"{r.dag_id}:{r.state}" for r in records]
+        out["dag_runs"] = [f"{r.dag_id}:{r.state}" for r in records]
     else:
         raise SystemExit(f"unknown bench step {step!r}")
     out.setdefault("seconds", time.perf_counter() - began)

@@ -1,0 +1,75 @@
+"""`clm bench` at a quick size: every stage runs, beside its naive peer, and the figures add up.
+
+The figures themselves are not asserted (a benchmark is measured, not a timed
+test); what is checked is that every stage ran for real on the same day and
+that the report is complete and consistent.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from clm.app.bench import STAGE_NAMES
+from tests.integration.conftest import clm
+
+pytestmark = pytest.mark.slow
+
+
+def test_the_quick_benchmark_runs_every_stage_and_writes_the_figures(tmp_path: Path) -> None:
+    out = tmp_path / "bench.json"
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("CLM_", "AIRFLOW"))}
+    env |= {
+        "CLM_HOME": str(tmp_path / "unused"),
+        "CLM_HORIZON_DAYS": "30",
+        "CLM_TRAIN_CUTOFFS": "2",
+    }
+    printed = clm(
+        env,
+        "bench",
+        "--customers",
+        "10000",
+        "--days",
+        "120",
+        "--repeat",
+        "1",
+        "--trials",
+        "1",
+        "--workdir",
+        str(tmp_path),
+        "--json",
+        str(out),
+    )
+    figures = json.loads(out.read_text())
+    assert figures["customers"] == 10_000
+    stages = figures["stages"]
+    expected = set(STAGE_NAMES) - (
+        set() if "materialize_redis" in stages else {"materialize_redis"}
+    )
+    assert set(stages) == expected
+    for name, stage in stages.items():
+        assert stage["seconds"] > 0 and stage["peak_rss_mib"] > 50, name
+        assert len(stage["runs"]) == 1
+    # The naive peers ran and computed the same thing.
+    assert stages["features"]["naive_same_values"] is True
+    assert stages["features"]["customers"] > 5_000
+    assert stages["materialize"]["rows"] == stages["materialize"]["naive_rows"]
+    assert stages["training_set"]["rows"] == stages["training_set"]["naive_rows"]
+    assert stages["score"]["customers"] == stages["score"]["naive_customers"]
+    assert stages["score"]["customers"] == stages["features"]["customers"]
+    for name in ("features", "materialize", "training_set", "score"):
+        assert stages[name]["naive_seconds"] > 0
+    # The cycle went through Airflow from ingest to segments, without training.
+    assert stages["cycle"]["dag_runs"] == [
+        "clm_ingest:success",
+        "clm_features:success",
+        "clm_score:success",
+    ]
+    assert figures["cycle_seconds"] == stages["cycle"]["seconds"]
+    assert figures["cycle_naive_seconds"] > 0 and figures["cycle_peak_rss_mib"] > 0
+    assert "daily cycle at most 180 s" in printed.stdout
+    # No throwaway home is left behind.
+    assert not list(tmp_path.glob("clm-bench-*"))
