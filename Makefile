@@ -15,7 +15,7 @@ PYTEST_DIST := -n $(TEST_WORKERS) --dist loadscope --no-loadscope-reorder
 MLFLOW_PORT ?= 5000
 
 .DEFAULT_GOAL := help
-.PHONY: help setup demo test test-fast lint typecheck format lock airflow mlflow data-docs up down up-local down-local status-local bench clean
+.PHONY: help setup demo test test-fast test-bench lint typecheck format lock airflow mlflow data-docs up down up-local down-local status-local bench clean
 
 help: ## List the targets
 	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-13s\033[0m %s\n", $$1, $$2}'
@@ -37,10 +37,13 @@ test: setup ## Run the whole test suite (ruff, mypy, the layering contract, unit
 	$(BIN)/ruff check .
 	$(BIN)/mypy
 	$(BIN)/lint-imports --no-cache
-	$(BIN)/pytest -q $(PYTEST_DIST) --durations=15
+	$(BIN)/pytest -q $(PYTEST_DIST) -m "not bench" --durations=15
 
 test-fast: setup ## Run the tests without the slow end-to-end ones
 	$(BIN)/pytest -q $(PYTEST_DIST) -m "not slow"
+
+test-bench: setup ## Run clm bench at 10,000 customers and check its report (about 2 minutes)
+	$(BIN)/pytest -q -m bench
 
 lint: setup ## ruff check, ruff format --check, mypy and the layering contract (lint-imports)
 	$(BIN)/ruff check .
@@ -81,11 +84,8 @@ status-local: ## Each process of make up-local: running or not, port, log
 data-docs: ## Print where the Great Expectations data docs are (open it in a browser)
 	@$(BIN)/python -c "from clm.core.settings import get_settings; from clm.data.validation import docs_index; print(docs_index(get_settings().gx_dir).as_uri())"
 
-bench: setup ## Time the simulator, the GX gate, features + Feast, and scoring 1M customers
-	$(BIN)/python -m benchmarks.simulate
-	$(BIN)/python -m benchmarks.ingest
-	$(BIN)/python -m benchmarks.features
-	$(BIN)/python -m benchmarks.score
+bench: setup ## clm bench at 10k, 100k and 1M customers (each stage, the cycle, the naive peer); JSON in build/
+	$(BIN)/clm bench --customers 10000 --customers 100000 --customers 1000000 --json build/bench.json
 
 clean: ## Delete CLM_HOME (all pipeline state); keeps .venv
 	rm -rf $(CLM_HOME)
