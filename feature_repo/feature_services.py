@@ -1,11 +1,32 @@
-"""Feature services: exactly what each model reads."""
+"""Feature services: exactly what each model reads.
+
+The anchor days stay out of the services: the on-demand view reads them to
+derive recency, tenure and days since the last visit, and a model never sees
+an absolute date.
+"""
 
 from feast import FeatureService
-from feature_views import engagement_features, order_features
+from feature_views import engagement_features, order_features, time_relative
+
+from clm.data.features import ENGAGEMENT_FEATURES, ORDER_FEATURES, TIME_RELATIVE
+
+
+def _model_inputs() -> list:
+    """The views' features without the anchors, then the derived ages.
+
+    Built per service, never kept at module level: Feast collects every view
+    object it finds in a module, and a projection is a copy with the same name.
+    """
+    return [
+        order_features[[n for n in ORDER_FEATURES if n not in TIME_RELATIVE]],
+        engagement_features[[n for n in ENGAGEMENT_FEATURES if n not in TIME_RELATIVE]],
+        time_relative,
+    ]
+
 
 churn_v1 = FeatureService(
     name="churn_v1",
-    features=[order_features, engagement_features],
+    features=_model_inputs(),
     description="Features of the churn model (clm-churn).",
     owner="data-team@example.com",
     tags={"model": "clm-churn"},
@@ -13,7 +34,7 @@ churn_v1 = FeatureService(
 
 clv_v1 = FeatureService(
     name="clv_v1",
-    features=[order_features, engagement_features],
+    features=_model_inputs(),
     description="Features of the future-spend model (clm-clv).",
     owner="data-team@example.com",
     tags={"model": "clm-clv"},

@@ -1,38 +1,81 @@
-"""Feature views, grouped by source. Names and descriptions come from clm.data.features."""
+"""Feature views, grouped by source. Names and descriptions come from clm.data.features.
+
+The views store what changes only when a customer does something; the ages that
+grow every day (recency, tenure, days since the last visit) are stored as anchor
+days, and the on-demand view ``time_relative`` derives them at read time.
+"""
 
 from datetime import timedelta
 
+import pandas as pd
 from data_sources import engagement_features_source, order_features_source
 from entities import customer
-from feast import FeatureView, Field
+from feast import FeatureView, Field, RequestSource
+from feast.on_demand_feature_view import on_demand_feature_view
 from feast.types import Float64
 
-from clm.data.features import ENGAGEMENT_FEATURES, ORDER_FEATURES
+from clm.data.features import AS_OF, ENGAGEMENT_VIEW, ORDER_VIEW, TIME_RELATIVE, stored_features
 
 # A snapshot is valid for its day only: a row never borrows an older snapshot.
 SNAPSHOT_TTL = timedelta(days=1)
 
+
+def _schema(view: str) -> list[Field]:
+    return [Field(name=n, dtype=Float64, description=d) for n, d in stored_features(view).items()]
+
+
 order_features = FeatureView(
-    name="order_features",
+    name=ORDER_VIEW,
     entities=[customer],
     ttl=SNAPSHOT_TTL,
-    schema=[Field(name=n, dtype=Float64, description=d) for n, d in ORDER_FEATURES.items()],
+    schema=_schema(ORDER_VIEW),
     source=order_features_source,
     online=True,
-    description="RFM over 30/90/365 days and lifetime, tenure, inter-purchase time, trend, "
-    "category breadth, discount share, cancellation and return rates.",
+    description="RFM over 30/90/365 days and lifetime, first and last order day, inter-purchase "
+    "time, trend, category breadth, discount share, cancellation and return rates.",
     owner="data-team@example.com",
     tags={"source": "orders", "team": "clm"},
 )
 
 engagement_features = FeatureView(
-    name="engagement_features",
+    name=ENGAGEMENT_VIEW,
     entities=[customer],
     ttl=SNAPSHOT_TTL,
-    schema=[Field(name=n, dtype=Float64, description=d) for n, d in ENGAGEMENT_FEATURES.items()],
+    schema=_schema(ENGAGEMENT_VIEW),
     source=engagement_features_source,
     online=True,
-    description="Engagement from events: visits, views, add-to-cart, tickets and ratings.",
+    description="Engagement from events: visits, last visit day, views, add-to-cart, tickets "
+    "and ratings.",
     owner="data-team@example.com",
     tags={"source": "events", "team": "clm"},
 )
+
+# The day a lookup or a training row asks about, as a day number (days since 1970-01-01).
+as_of = RequestSource(
+    name="as_of",
+    schema=[Field(name=AS_OF, dtype=Float64, description="The day asked about, as a day number.")],
+    description="The day the features are as of: a training row's cutoff, or the day looked up.",
+)
+
+
+@on_demand_feature_view(
+    sources=[order_features, engagement_features, as_of],
+    # No descriptions on these fields: Feast compares them with fields it infers,
+    # descriptions included (FEATURE_DESCRIPTIONS has them).
+    schema=[Field(name=n, dtype=Float64) for n in TIME_RELATIVE],
+    mode="pandas",
+    description="Recency, tenure and days since the last visit, from their anchor days at read "
+    "time: a day's materialization writes only the customers whose stored values changed.",
+    owner="data-team@example.com",
+    tags={"team": "clm"},
+)
+def time_relative(inputs: pd.DataFrame) -> pd.DataFrame:
+    # Feast stores this function serialized, without this module's names: import here.
+    import pandas as pd
+
+    from clm.data.features import AS_OF, TIME_RELATIVE
+
+    out = pd.DataFrame(index=inputs.index)
+    for name, (anchor, _, _) in TIME_RELATIVE.items():
+        out[name] = (inputs[AS_OF] - inputs[anchor]).astype("float64")
+    return out

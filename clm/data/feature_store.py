@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import sys
+import warnings
 from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
@@ -13,7 +15,18 @@ import pandas as pd
 
 from clm.core.io import BatchError
 from clm.core.settings import Settings
-from clm.data.features import snapshot_customers, snapshot_days, snapshot_timestamp
+from clm.data.features import (
+    AS_OF,
+    EPOCH,
+    FEATURE_DESCRIPTIONS,
+    VIEWS,
+    day_number,
+    snapshot_customers,
+    snapshot_days,
+    snapshot_path,
+    snapshot_timestamp,
+    stored_features,
+)
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +53,8 @@ def _import_feast_without_typeguard() -> None:
 
 
 _import_feast_without_typeguard()
+# The on-demand view ``time_relative`` is small and row-wise; Feast warns on every use.
+warnings.filterwarnings("ignore", message="On demand feature view is an experimental feature")
 
 
 def _repo_digest(repo: Path, yaml_name: str) -> str:
@@ -91,6 +106,7 @@ def apply_repo(settings: Settings, force: bool = False) -> bool:
     config = load_repo_config(repo, repo / settings.feast_yaml)
     _forget_other_homes_infra(settings)
     apply_total(config, repo, skip_source_validation=False)
+    forget_online_state(settings)  # the views may have changed: the next write is full
     stamp.write_text(digest)
     log.info("feast apply of %s done", repo)
     return True
@@ -128,19 +144,103 @@ def _forget_other_homes_infra(settings: Settings) -> None:
         store.registry.update_infra(Infra(), store.project, commit=True)
 
 
-def materialize_range(settings: Settings, first: date, last: date) -> dict[str, int]:
-    """Materialize the snapshots of ``first..last`` into the online store.
+ONLINE_STATE = "online.json"
 
-    The interval is explicit, never Feast's incremental watermark: a ``feast
-    apply`` that resets the watermark (Feast issue 2905) cannot make a run skip
-    or repeat days. Feast's online stores overwrite unconditionally, so when
-    newer snapshots exist the interval is extended to the newest one: the
-    online store always serves each customer's latest snapshot, and re-running
-    or backfilling past days never rolls it back. A backfill in one call
-    leaves the same online values as running its days one by one.
+
+def _snapshot_digest(settings: Settings, ds: date) -> str:
+    from clm.core.io import content_hash
+
+    files = [
+        f
+        for view in VIEWS
+        for f in sorted(snapshot_path(settings.features_dir, view, ds).glob("*"))
+    ]
+    return content_hash(files) if files else ""
+
+
+def online_day(settings: Settings) -> date | None:
+    """The day whose snapshot the online store holds (None before the first materialization)."""
+    path = settings.feast_dir / ONLINE_STATE
+    if not path.exists():
+        return None
+    return date.fromisoformat(json.loads(path.read_text())["ds"])
+
+
+def _online_base(settings: Settings) -> date | None:
+    """The day the online store holds, if its snapshot is still the one written then."""
+    path = settings.feast_dir / ONLINE_STATE
+    if not path.exists():
+        return None
+    state = json.loads(path.read_text())
+    day = date.fromisoformat(state["ds"])
+    return day if state.get("digest") == _snapshot_digest(settings, day) else None
+
+
+def _record_online(settings: Settings, ds: date) -> None:
+    path = settings.feast_dir / ONLINE_STATE
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps({"ds": ds.isoformat(), "digest": _snapshot_digest(settings, ds)}))
+    tmp.replace(path)
+
+
+def forget_online_state(settings: Settings) -> None:
+    """Make the next materialization a full one (after ``feast apply`` changed the views)."""
+    (settings.feast_dir / ONLINE_STATE).unlink(missing_ok=True)
+
+
+def changed_rows(settings: Settings, view: str, base: date, ds: date) -> pd.DataFrame | None:
+    """Rows of ``view`` as of ``ds`` whose stored values differ from ``base``'s, or are new.
+
+    Returns None when a customer of ``base`` is missing on ``ds`` (a corrected
+    landing removed them): only a full materialization is right then.
+    """
+    import duckdb
+
+    stored = list(stored_features(view))
+    new = str(snapshot_path(settings.features_dir, view, ds) / "*.parquet")
+    old = str(snapshot_path(settings.features_dir, view, base) / "*.parquet")
+    differs = " OR ".join(f'n."{c}" IS DISTINCT FROM o."{c}"' for c in stored)
+    columns = ", ".join(f'n."{c}"' for c in stored)
+    con = duckdb.connect()
+    try:
+        con.execute("SET enable_progress_bar = false")
+        gone = con.execute(
+            "SELECT COUNT(*) FROM read_parquet($old) o ANTI JOIN read_parquet($new) n "
+            "USING (customer_id)",
+            {"old": old, "new": new},
+        ).fetchone()
+        if gone and gone[0]:
+            return None
+        return con.execute(
+            f"SELECT n.customer_id, n.event_timestamp, n.created_timestamp, {columns} "
+            "FROM read_parquet($new) n LEFT JOIN read_parquet($old) o USING (customer_id) "
+            f"WHERE o.customer_id IS NULL OR {differs} ORDER BY n.customer_id",
+            {"old": old, "new": new},
+        ).df()
+    finally:
+        con.close()
+
+
+def materialize_range(settings: Settings, first: date, last: date) -> dict[str, int]:
+    """Bring the online store to the snapshot of ``last`` (or of a newer day, if one exists).
+
+    The online store serves each customer's values as of the newest snapshot:
+    when newer snapshots exist the interval is extended to the newest, so
+    re-running or backfilling past days never rolls it back.
+
+    When the online store holds an earlier day's snapshot, unchanged since,
+    only the customers whose stored values changed are written (Feast's
+    ``write_to_online_store``). Ages (recency, tenure, days since the last
+    visit) are derived at read time by the on-demand view ``time_relative``,
+    so a customer who did nothing keeps the same stored row. Otherwise (the
+    first day, a snapshot rewritten since, a customer gone) Feast materializes
+    ``[first, last]`` in full. The interval is explicit, never Feast's
+    incremental watermark: a ``feast apply`` that resets the watermark (Feast
+    issue 2905) cannot make a run skip or repeat days. Either way the online
+    values equal a full materialization of the newest snapshot.
 
     Returns:
-        Rows per feature view in the snapshots of the interval.
+        Rows written per feature view.
     """
     days = snapshot_days(settings.features_dir)
     if last not in days:
@@ -150,18 +250,32 @@ def materialize_range(settings: Settings, first: date, last: date) -> dict[str, 
         log.info("snapshots up to %s exist: materializing through %s, not %s", newest, newest, last)
         last = newest
     store = get_store(settings)
+    base = _online_base(settings)
+    counts: dict[str, int] = {}
+    if base is not None and base <= last:
+        deltas = {view: changed_rows(settings, view, base, last) for view in VIEWS}
+        if all(delta is not None for delta in deltas.values()):
+            for view, delta in deltas.items():
+                assert delta is not None
+                counts[view] = len(delta)
+                if len(delta):
+                    store.write_to_online_store(view, delta)
+            _record_online(settings, last)
+            log.info("online store %s -> %s: wrote the changed rows %s", base, last, counts)
+            return counts
+        log.info("a customer of %s is gone on %s: materializing in full", base, last)
     start = snapshot_timestamp(first)
     # The last instant of ``last``: Feast's file (dask) offline store includes
     # end_date, other stores exclude it; this bound is right under both.
     end = snapshot_timestamp(last) + timedelta(days=1) - timedelta(microseconds=1)
     store.materialize(start_date=start, end_date=end)
-    counts = {}
     for view in store.list_feature_views():
         counts[view.name] = 0
         day = first
         while day <= last:
             counts[view.name] += snapshot_customers(settings.features_dir, view.name, day)
             day += timedelta(days=1)
+    _record_online(settings, last)
     log.info("materialized %s into the online store for [%s, %s]", counts, start, end)
     return counts
 
@@ -177,24 +291,44 @@ def historical_features(
     """Point-in-time join of ``(customer_id, event_timestamp)`` rows with a feature service."""
     store = get_store(settings)
     service = store.get_feature_service(feature_service)
-    job = store.get_historical_features(entity_df=entity_df, features=service)
-    return job.to_df()
+    stamps = pd.to_datetime(entity_df["event_timestamp"], utc=True)
+    as_of = (stamps.dt.floor("D") - pd.Timestamp(EPOCH, tz="UTC")).dt.days.astype("float64")
+    job = store.get_historical_features(
+        entity_df=entity_df.assign(**{AS_OF: as_of}), features=service
+    )
+    return job.to_df().drop(columns=[AS_OF])
 
 
 def feature_names(settings: Settings, feature_service: str) -> list[str]:
     """Feature names of a service, in the service's order."""
     store = get_store(settings)
     service = store.get_feature_service(feature_service)
-    return [f.name for proj in service.feature_view_projections for f in proj.features]
+    names = {f.name for proj in service.feature_view_projections for f in proj.features}
+    # The order models were trained in: the catalogue's, whatever the views' order.
+    return [n for n in FEATURE_DESCRIPTIONS if n in names] + sorted(
+        names - set(FEATURE_DESCRIPTIONS)
+    )
 
 
 def online_features(
-    settings: Settings, customer_id: str, feature_service: str, store: Any = None
+    settings: Settings,
+    customer_id: str,
+    feature_service: str,
+    store: Any = None,
+    as_of: date | None = None,
 ) -> dict[str, Any]:
-    """Online lookup of one customer's features (pass ``store`` to reuse an open one)."""
+    """Online lookup of one customer's features as of ``as_of`` (default: the day online).
+
+    Pass ``store`` to reuse an open one.
+    """
     store = store or get_store(settings)
+    day = as_of or online_day(settings)
+    if day is None:
+        raise BatchError("nothing is materialized yet: run clm_features for a day first")
     service = store.get_feature_service(feature_service)
     response = store.get_online_features(
-        features=service, entity_rows=[{"customer_id": customer_id}]
+        features=service, entity_rows=[{"customer_id": customer_id, AS_OF: day_number(day)}]
     )
-    return {k: v[0] for k, v in response.to_dict().items()}
+    values = response.to_dict()
+    values.pop(AS_OF, None)
+    return {k: v[0] for k, v in values.items()}

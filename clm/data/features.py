@@ -72,6 +72,48 @@ ENGAGEMENT_FEATURES: dict[str, str] = {
 }
 FEATURE_DESCRIPTIONS = {**ORDER_FEATURES, **ENGAGEMENT_FEATURES}
 
+# Features that grow by one every day a customer does nothing. The online store
+# keeps their anchor day instead, and Feast's on-demand view ``time_relative``
+# derives them at read time from the day asked about (``as_of_day``), so a day's
+# materialization writes only the customers whose stored values changed.
+# feature -> (anchor column, its view, its description)
+TIME_RELATIVE: dict[str, tuple[str, str, str]] = {
+    "recency_days": (
+        "last_order_day",
+        ORDER_VIEW,
+        "Day number (days since 1970-01-01) of the last completed order.",
+    ),
+    "tenure_days": ("first_order_day", ORDER_VIEW, "Day number of the first completed order."),
+    "days_since_last_visit": (
+        "last_visit_day",
+        ENGAGEMENT_VIEW,
+        "Day number of the last visit (null if none).",
+    ),
+}
+AS_OF = "as_of_day"  # the request field of ``time_relative``: the day number asked about
+EPOCH = date(1970, 1, 1)
+
+
+def day_number(ds: date) -> float:
+    """Days since 1970-01-01: how anchors and ``as_of_day`` are stored (Float64 in Feast)."""
+    return float((ds - EPOCH).days)
+
+
+def stored_features(view: str) -> dict[str, str]:
+    """The columns of ``view`` that Feast stores (name -> description): anchors, not ages."""
+    features = ORDER_FEATURES if view == ORDER_VIEW else ENGAGEMENT_FEATURES
+    stored = {n: d for n, d in features.items() if n not in TIME_RELATIVE}
+    stored |= {a: d for a, v, d in TIME_RELATIVE.values() if v == view}
+    return stored
+
+
+def with_anchors(frame: pd.DataFrame, view: str, ds: date) -> pd.DataFrame:
+    """Add the anchor day of each time-relative feature of ``view`` as of ``ds``."""
+    for name, (anchor, owner, _) in TIME_RELATIVE.items():
+        if owner == view:
+            frame[anchor] = day_number(ds) - frame[name]
+    return frame
+
 
 @dataclass(frozen=True)
 class SnapshotPaths:
@@ -228,6 +270,8 @@ def compute_features(validated_dir: Path, ds: date) -> tuple[pd.DataFrame, pd.Da
             )
     finally:
         con.close()
+    with_anchors(orders, ORDER_VIEW, ds)
+    with_anchors(engagement, ENGAGEMENT_VIEW, ds)
     stamp = pd.Timestamp(snapshot_timestamp(ds))
     for frame in (orders, engagement):
         frame["event_timestamp"] = stamp
@@ -292,8 +336,12 @@ def read_snapshot(features_dir: Path, ds: date) -> pd.DataFrame:
     orders = read_partition(features_dir, ORDER_VIEW, ds)
     engagement = read_partition(features_dir, ENGAGEMENT_VIEW, ds)
     drop = ["event_timestamp", "created_timestamp"]
-    return orders.drop(columns=drop).merge(
-        engagement.drop(columns=drop), on="customer_id", how="left", validate="one_to_one"
+    drop += [a for a, _, _ in TIME_RELATIVE.values()]  # the online store's, not a model's
+    return orders.drop(columns=drop, errors="ignore").merge(
+        engagement.drop(columns=drop, errors="ignore"),
+        on="customer_id",
+        how="left",
+        validate="one_to_one",
     )
 
 

@@ -21,12 +21,21 @@ from clm.core.io import read_partition, write_partition
 from clm.core.settings import PROJECT_ROOT, Settings
 from clm.data.feature_store import (
     apply_repo,
+    forget_online_state,
     get_store,
     historical_features,
     materialize_day,
     materialize_range,
+    online_features,
 )
-from clm.data.features import FEATURE_DESCRIPTIONS, snapshot_timestamp, write_snapshot
+from clm.data.features import (
+    AS_OF,
+    FEATURE_DESCRIPTIONS,
+    day_number,
+    read_snapshot,
+    snapshot_timestamp,
+    write_snapshot,
+)
 from clm.data.ingest import ingest
 
 CUTOFF = date(2024, 2, 1)
@@ -57,11 +66,12 @@ def _training_rows(settings: Settings) -> pd.DataFrame:
     ]
 
 
-def _online(settings: Settings, ids: list[str]) -> pd.DataFrame:
+def _online(settings: Settings, ids: list[str], day: date = DAYS[-1]) -> pd.DataFrame:
+    """Every feature of ``ids`` as of ``day``, read from the online store through Feast."""
     feature_store = get_store(settings)
     response = feature_store.get_online_features(
         features=feature_store.get_feature_service("churn_v1"),
-        entity_rows=[{"customer_id": i} for i in ids],
+        entity_rows=[{"customer_id": i, AS_OF: day_number(day)} for i in ids],
     )
     return pd.DataFrame(response.to_dict())[["customer_id", *FEATURES]]
 
@@ -142,7 +152,7 @@ def test_feast_apply_between_runs_cannot_make_materialization_skip_a_day(store: 
     expected = read_partition(store.features_dir, "order_features", DAYS[1]).sort_values(
         "customer_id", ignore_index=True
     )
-    online = _online(store, ids).sort_values("customer_id", ignore_index=True)
+    online = _online(store, ids, DAYS[1]).sort_values("customer_id", ignore_index=True)
     assert np.allclose(online["recency_days"], expected["recency_days"])
     # and nothing in the pipeline relies on the watermark
     for path in [*(PROJECT_ROOT / "clm").glob("*.py"), *(PROJECT_ROOT / "dags").glob("*.py")]:
@@ -221,3 +231,58 @@ def test_a_copy_of_a_home_never_touches_the_original(store: Settings, tmp_path: 
     materialize_day(backup, DAYS[-1])
     pd.testing.assert_frame_equal(_online(store, ids), before)  # the original's store survives
     pd.testing.assert_frame_equal(_online(backup, ids), before)  # the copy serves its own
+
+
+def test_a_day_writes_only_the_changed_customers_and_equals_a_full_materialization(
+    store: Settings, tmp_path: Path
+) -> None:
+    """Day by day, only changed rows are written; the online values (ages derived at read
+    time) equal a full materialization of the same day into a fresh online store."""
+    from clm.core.settings import get_settings
+
+    for later in DAYS[1:]:  # as in daily runs: each day's snapshot is the newest when it runs
+        shutil.rmtree(store.features_dir / "order_features" / f"ds={later}")
+        shutil.rmtree(store.features_dir / "engagement_features" / f"ds={later}")
+    written = []
+    for day in DAYS:
+        write_snapshot(store.features_dir, store.validated_dir, day)
+        written.append(materialize_day(store, day))
+    ids = sorted(read_partition(store.features_dir, "order_features", DAYS[-1])["customer_id"])
+    for before, after in zip(DAYS, DAYS[1:], strict=False):
+        customers = len(read_partition(store.features_dir, "order_features", after))
+        assert 0 < written[DAYS.index(after)]["order_features"] < customers, (before, written)
+    incremental = _online(store, ids)
+
+    full = get_settings(home=tmp_path / "full")
+    shutil.copytree(store.home, full.home)
+    shutil.rmtree(full.feast_dir)  # a fresh registry and online store
+    apply_repo(full, force=True)
+    forget_online_state(full)
+    counts = materialize_range(full, DAYS[-1], DAYS[-1])
+    assert counts["order_features"] == len(ids)
+    pd.testing.assert_frame_equal(incremental, _online(full, ids))
+
+    # The ages are the snapshot's, derived from the anchor days at read time.
+    snapshot = read_snapshot(store.features_dir, DAYS[-1]).set_index("customer_id").loc[ids]
+    for name in ("recency_days", "tenure_days", "days_since_last_visit"):
+        assert np.allclose(
+            incremental.set_index("customer_id")[name], snapshot[name], equal_nan=True
+        ), name
+    # A lookup defaults to the day the online store holds.
+    one = online_features(store, ids[0], "churn_v1")
+    assert one["recency_days"] == snapshot.loc[ids[0], "recency_days"]
+    # Re-running the day, or rewriting the same snapshot, writes nothing.
+    nothing = {"order_features": 0, "engagement_features": 0}
+    assert materialize_day(store, DAYS[-1]) == nothing
+    write_snapshot(store.features_dir, store.validated_dir, DAYS[-1])
+    assert materialize_day(store, DAYS[-1]) == nothing
+    # A snapshot whose content changed since it went online is written in full.
+    corrected = read_partition(store.features_dir, "order_features", DAYS[-1])
+    corrected.loc[0, "monetary_lifetime"] += 1.0
+    write_partition(corrected, store.features_dir, "order_features", DAYS[-1])
+    assert materialize_day(store, DAYS[-1])["order_features"] == len(ids)
+    online = _online(store, ids).set_index("customer_id")
+    assert (
+        online.loc[corrected.loc[0, "customer_id"], "monetary_lifetime"]
+        == (corrected.loc[0, "monetary_lifetime"])
+    )
