@@ -190,7 +190,14 @@ class Shop:
     redis: str | None
 
 
-def prepare(root: Path, customers: int, days: int, trials: int, say: Callable[[str], None]) -> Shop:
+def prepare(
+    root: Path,
+    customers: int,
+    days: int,
+    trials: int,
+    say: Callable[[str], None],
+    redis: str | None = None,
+) -> Shop:
     """Simulate, adopt the history, and build the ``before`` and ``after`` homes (untimed)."""
     ds = START + timedelta(days=days - 1)
     before = root / "before" / "clm"
@@ -198,11 +205,11 @@ def prepare(root: Path, customers: int, days: int, trials: int, say: Callable[[s
     say(f"simulating {customers:,} customers over {days} days")
     run_child(before, "setup_simulate", ds, args)
     say("adopting the history, feature snapshots, Feast, champions (untimed)")
-    run_child(before, "setup_before", ds, args)
+    run_child(before, "setup_before", ds, args, {"CLM_BENCH_REDIS": redis} if redis else None)
     after = root / "after" / "clm"
     copy_home(before, after)
     run_child(after, "setup_after", ds, args)
-    return Shop(customers, ds, before, after, trials, None)
+    return Shop(customers, ds, before, after, trials, redis)
 
 
 def measure(
@@ -243,7 +250,7 @@ def bench_size(
     began = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix=f"clm-bench-{customers}-", dir=workdir) as tmp:
         root = Path(tmp)
-        shop = prepare(root, customers, days, trials, say)
+        shop = prepare(root, customers, days, trials, say, redis)
         setup = time.perf_counter() - began
         results: dict[str, StageResult] = {}
         for stage in STAGES:
@@ -444,6 +451,10 @@ def child(step: str, ds: date, args: dict[str, Any]) -> dict[str, Any]:  # noqa:
         ensure_snapshots(settings.features_dir, settings.validated_dir, [*cutoffs, previous])
         apply_repo(settings)
         materialize_day(settings, previous)
+        if os.environ.get("CLM_BENCH_REDIS"):  # the Redis store holds that day too
+            materialize_day(
+                _with_yaml(settings, _redis_yaml(settings, os.environ["CLM_BENCH_REDIS"])), previous
+            )
         train(settings, previous, n_trials=args["trials"], force_promotion=True)
     elif step == "setup_after":
         from clm.data.features import write_snapshot

@@ -88,7 +88,7 @@ def apply_repo(settings: Settings, force: bool = False) -> bool:
     from feast.repo_operations import apply_total
 
     repo = settings.feast_repo
-    stamp = settings.feast_dir / "applied.sha256"
+    stamp = settings.feast_dir / f"applied-{Path(settings.feast_yaml).stem}.sha256"
     digest = _repo_digest(repo, settings.feast_yaml) + str(settings.features_dir)
     if not force and stamp.exists() and stamp.read_text() == digest:
         log.info("feast registry is current (%s)", digest[:12])
@@ -106,7 +106,9 @@ def apply_repo(settings: Settings, force: bool = False) -> bool:
     config = load_repo_config(repo, repo / settings.feast_yaml)
     _forget_other_homes_infra(settings)
     apply_total(config, repo, skip_source_validation=False)
-    forget_online_state(settings)  # the views may have changed: the next write is full
+    definitions = digest[:64]  # the repo and yaml; the rest is where the home lives
+    if not stamp.exists() or stamp.read_text()[:64] != definitions:
+        forget_online_state(settings)  # the views may have changed: the next write is full
     stamp.write_text(digest)
     log.info("feast apply of %s done", repo)
     return True
@@ -144,7 +146,9 @@ def _forget_other_homes_infra(settings: Settings) -> None:
         store.registry.update_infra(Infra(), store.project, commit=True)
 
 
-ONLINE_STATE = "online.json"
+def _state_path(settings: Settings) -> Path:
+    """What the online store of this home's feature_store yaml holds (one file per yaml)."""
+    return settings.feast_dir / f"online-{Path(settings.feast_yaml).stem}.json"
 
 
 def _snapshot_digest(settings: Settings, ds: date) -> str:
@@ -160,7 +164,7 @@ def _snapshot_digest(settings: Settings, ds: date) -> str:
 
 def online_day(settings: Settings) -> date | None:
     """The day whose snapshot the online store holds (None before the first materialization)."""
-    path = settings.feast_dir / ONLINE_STATE
+    path = _state_path(settings)
     if not path.exists():
         return None
     return date.fromisoformat(json.loads(path.read_text())["ds"])
@@ -168,7 +172,7 @@ def online_day(settings: Settings) -> date | None:
 
 def _online_base(settings: Settings) -> date | None:
     """The day the online store holds, if its snapshot is still the one written then."""
-    path = settings.feast_dir / ONLINE_STATE
+    path = _state_path(settings)
     if not path.exists():
         return None
     state = json.loads(path.read_text())
@@ -177,7 +181,7 @@ def _online_base(settings: Settings) -> date | None:
 
 
 def _record_online(settings: Settings, ds: date) -> None:
-    path = settings.feast_dir / ONLINE_STATE
+    path = _state_path(settings)
     tmp = path.with_suffix(".tmp")
     tmp.write_text(json.dumps({"ds": ds.isoformat(), "digest": _snapshot_digest(settings, ds)}))
     tmp.replace(path)
@@ -185,7 +189,7 @@ def _record_online(settings: Settings, ds: date) -> None:
 
 def forget_online_state(settings: Settings) -> None:
     """Make the next materialization a full one (after ``feast apply`` changed the views)."""
-    (settings.feast_dir / ONLINE_STATE).unlink(missing_ok=True)
+    _state_path(settings).unlink(missing_ok=True)
 
 
 def changed_rows(settings: Settings, view: str, base: date, ds: date) -> pd.DataFrame | None:
