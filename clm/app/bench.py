@@ -508,7 +508,9 @@ def child(step: str, ds: date, args: dict[str, Any]) -> dict[str, Any]:  # noqa:
     elif step in ("score", "score_naive"):
         from clm.ml.scoring import score_day
 
-        out["customers"] = score_day(settings, ds).customers
+        scored = score_day(settings, ds)
+        out["customers"] = scored.customers
+        out["steps"] = {k: round(v, 3) for k, v in scored.seconds.items()}
     elif step == "cycle":
         from clm.app.runner import run_range
 
