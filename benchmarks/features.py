@@ -21,17 +21,15 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
-import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 from rich.console import Console
 from rich.table import Table
+
+from clm.app.bench import throwaway_redis
 
 CHILD = r"""
 import json, os, resource, sys, time, warnings, logging
@@ -171,28 +169,6 @@ def _child(home: str, step: str, n: int, days: int, redis: str = "") -> dict[str
     return result
 
 
-@contextmanager
-def _redis() -> Iterator[str]:
-    """A throwaway redis-server without persistence on a free port."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    server = subprocess.Popen(
-        ["redis-server", "--port", str(port), "--save", "", "--appendonly", "no"],
-        stdout=subprocess.DEVNULL,
-    )
-    try:
-        for _ in range(50):
-            with socket.socket() as probe:
-                if probe.connect_ex(("127.0.0.1", port)) == 0:
-                    break
-            time.sleep(0.1)
-        yield f"127.0.0.1:{port}"
-    finally:
-        server.terminate()
-        server.wait()
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--customers", type=int, nargs="+", default=[100_000, 1_000_000])
@@ -222,7 +198,8 @@ def main() -> None:
                 results[step] = _child(home, step, n, args.days)
                 console.print(f"    {results[step]}")
             if shutil.which("redis-server"):  # the production online store
-                with _redis() as address:
+                with throwaway_redis() as address:
+                    assert address is not None
                     console.print("  materialize_redis ...")
                     results["materialize_redis"] = _child(
                         home, "materialize_redis", n, args.days, address
