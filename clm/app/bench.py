@@ -265,6 +265,7 @@ def bench_size(
             say(f"{stage.name}: {stage.description} ({repeat} run(s))")
             runs, peak, report = measure(shop, stage, False, repeat, root / "runs", env)
             result = StageResult(statistics.median(runs), peak, runs, extra=report)
+            say(f"{stage.name}: {result.seconds:.2f} s, {peak:,.0f} MiB")
             if stage.naive:
                 say(f"{stage.name}: the naive peer ({repeat} run(s))")
                 naive_runs, naive_peak, naive_report = measure(
@@ -273,6 +274,7 @@ def bench_size(
                 result.naive_seconds = statistics.median(naive_runs)
                 result.naive_peak_rss_mib = naive_peak
                 result.naive_runs = naive_runs
+                say(f"{stage.name}, naive: {result.naive_seconds:.2f} s, {naive_peak:,.0f} MiB")
                 result.extra |= {f"naive_{k}": v for k, v in naive_report.items()}
             results[stage.name] = result
     cycle = results.get("cycle")
