@@ -13,7 +13,7 @@ from typing import Any
 
 import pandas as pd
 
-from clm.core.io import BatchError
+from clm.core.io import BatchError, content_hash
 from clm.core.settings import Settings
 from clm.data.features import (
     AS_OF,
@@ -152,8 +152,6 @@ def _state_path(settings: Settings) -> Path:
 
 
 def _snapshot_digest(settings: Settings, ds: date) -> str:
-    from clm.core.io import content_hash
-
     files = [
         f
         for view in VIEWS
