@@ -18,22 +18,20 @@ Usage: python -m benchmarks.score [--customers 1000000] [--train-customers 10000
 from __future__ import annotations
 
 import argparse
-import glob
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import date, timedelta
 from pathlib import Path
 
 from rich.console import Console
 from rich.table import Table
+
+from clm.app.bench import throwaway_postgres
 
 START = date(2024, 1, 1)
 
@@ -119,60 +117,6 @@ def _snapshot(home: Path, big: Path, customers: int, days: int, ds: date) -> int
     return int(done.stdout.split()[-1])
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-@contextmanager
-def _postgres() -> Iterator[str | None]:
-    """A throwaway PostgreSQL server, or None if it is not installed."""
-    found = shutil.which("initdb") or next(
-        iter(sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"), reverse=True)), None
-    )
-    if not found:
-        yield None
-        return
-    bindir = Path(found).parent
-    data = Path(tempfile.mkdtemp(prefix="clm-bench-pg-"))
-    prefix: list[str] = []
-    if os.geteuid() == 0:
-        shutil.chown(data, "postgres", "postgres")
-        prefix = ["runuser", "-u", "postgres", "--"]
-    port = _free_port()
-    subprocess.run(
-        [*prefix, str(bindir / "initdb"), "-D", str(data / "db"), "-A", "trust", "-U", "clm"],
-        check=True,
-        capture_output=True,
-    )
-    subprocess.run(
-        [
-            *prefix,
-            str(bindir / "pg_ctl"),
-            "-D",
-            str(data / "db"),
-            "-l",
-            str(data / "log"),
-            "-w",
-            "-o",
-            f"-p {port} -k {data} -c listen_addresses=127.0.0.1",
-            "start",
-        ],
-        check=True,
-        capture_output=True,
-    )
-    try:
-        yield f"postgresql://clm@127.0.0.1:{port}/postgres"
-    finally:
-        subprocess.run(
-            [*prefix, str(bindir / "pg_ctl"), "-D", str(data / "db"), "-m", "fast", "stop"],
-            check=False,
-            capture_output=True,
-        )
-        shutil.rmtree(data, ignore_errors=True)
-
-
 def _score(env: dict[str, str], ds: date) -> list[dict]:
     done = subprocess.run(
         [sys.executable, "-c", CHILD, ds.isoformat()],
@@ -219,7 +163,7 @@ def main() -> None:
         console.print(f"  {n:,} customers in the snapshot ({time.perf_counter() - t:.0f}s)")
         shutil.rmtree(big)
         targets = {"duckdb": f"duckdb:///{home / 'warehouse' / 'bench.duckdb'}"}
-        with _postgres() as pg:
+        with throwaway_postgres() as pg:
             if pg:
                 targets["postgres"] = pg
             for name, url in targets.items():

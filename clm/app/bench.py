@@ -16,7 +16,11 @@ reports its wall time and its peak resident memory (``ru_maxrss``).
 
 The naive peer runs in the same harness: pandas group-bys for the features,
 Feast's file (dask) offline store for materialization and the training set,
-and row-by-row inserts for the warehouse write of scoring.
+and, for scoring, tree SHAP for every customer (as the reference projects
+explain every row) and row-by-row inserts for the warehouse write.
+
+Redis and Postgres variants run when ``redis-server`` and PostgreSQL's
+``initdb`` are installed, each against a throwaway server.
 """
 
 from __future__ import annotations
@@ -59,6 +63,7 @@ STAGES = (
     Stage("training_set", "after", True, False, "point-in-time training set through Feast"),
     Stage("train", "after", False, False, "train both families, fixed trials"),
     Stage("score", "after", True, True, "score, explain, segment, write (DuckDB)"),
+    Stage("score_postgres", "after", False, False, "the same into Postgres"),
     Stage("cycle", "before", False, False, "ingest to segments through Airflow, no training"),
 )
 STAGE_NAMES = tuple(s.name for s in STAGES)
@@ -245,6 +250,7 @@ def bench_size(
     redis: str | None,
     say: Callable[[str], None],
     workdir: Path | None = None,
+    postgres: str | None = None,
 ) -> SizeResult:
     """Every selected stage (and its naive peer) at one size."""
     began = time.perf_counter()
@@ -262,6 +268,11 @@ def bench_size(
                     say("materialize_redis: skipped (no redis-server)")
                     continue
                 env = {"CLM_BENCH_REDIS": redis}
+            if stage.name == "score_postgres":
+                if postgres is None:
+                    say("score_postgres: skipped (no PostgreSQL)")
+                    continue
+                env = {"CLM_BENCH_POSTGRES": postgres}
             say(f"{stage.name}: {stage.description} ({repeat} run(s))")
             runs, peak, report = measure(shop, stage, False, repeat, root / "runs", env)
             result = StageResult(statistics.median(runs), peak, runs, extra=report)
@@ -327,6 +338,14 @@ def verdicts(result: SizeResult, exponents: dict[str, float]) -> list[tuple[str,
     return out
 
 
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
 @contextmanager
 def throwaway_redis() -> Iterator[str | None]:
     """A redis-server without persistence on a free port, or None when not installed."""
@@ -335,9 +354,7 @@ def throwaway_redis() -> Iterator[str | None]:
     if shutil.which("redis-server") is None:
         yield None
         return
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
+    port = _free_port()
     server = subprocess.Popen(
         ["redis-server", "--port", str(port), "--save", "", "--appendonly", "no"],
         stdout=subprocess.DEVNULL,
@@ -352,6 +369,75 @@ def throwaway_redis() -> Iterator[str | None]:
     finally:
         server.terminate()
         server.wait()
+
+
+@contextmanager
+def throwaway_postgres() -> Iterator[str | None]:
+    """A PostgreSQL server with trust auth on a free port, or None when not installed.
+
+    Its data directory is a fresh temporary directory, removed afterwards. As root,
+    the server runs as the user ``postgres`` (Postgres refuses to run as root).
+    """
+    import glob
+
+    found = shutil.which("initdb") or next(
+        iter(sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"), reverse=True)), None
+    )
+    if not found:
+        yield None
+        return
+    bindir = Path(found).parent
+    data = Path(tempfile.mkdtemp(prefix="clm-bench-pg-"))
+    prefix: list[str] = []
+    if os.geteuid() == 0:
+        shutil.chown(data, "postgres", "postgres")
+        prefix = ["runuser", "-u", "postgres", "--"]
+    port = _free_port()
+    ctl = [*prefix, str(bindir / "pg_ctl"), "-D", str(data / "db")]
+    try:
+        subprocess.run(
+            [*prefix, str(bindir / "initdb"), "-D", str(data / "db"), "-A", "trust", "-U", "clm"],
+            check=True,
+            capture_output=True,
+        )
+        subprocess.run(
+            [
+                *ctl,
+                "-l",
+                str(data / "log"),
+                "-w",
+                "-o",
+                f"-p {port} -k {data} -c listen_addresses=127.0.0.1",
+                "start",
+            ],
+            check=True,
+            capture_output=True,
+        )
+        yield f"postgresql://clm@127.0.0.1:{port}/postgres"
+    finally:
+        subprocess.run([*ctl, "-m", "fast", "stop"], check=False, capture_output=True)
+        shutil.rmtree(data, ignore_errors=True)
+
+
+def _fresh_database(server: str) -> str:
+    """A new, empty database on the throwaway server; its URL."""
+    import psycopg
+
+    name = f"bench_{os.getpid()}_{time.time_ns()}"
+    with psycopg.connect(server, autocommit=True) as con:
+        con.execute(f'CREATE DATABASE "{name}"')
+    return server.rsplit("/", 1)[0] + "/" + name
+
+
+def _explain_everyone(settings: Any) -> Any:
+    """Settings whose segment rules give every customer top_reasons (the naive peer)."""
+    import yaml
+
+    rules = yaml.safe_load(settings.segments_config.read_text(encoding="utf-8"))
+    rules["top_reasons"] = {"actions": "all"}
+    path = settings.home / "segments.everyone.yaml"
+    path.write_text(yaml.safe_dump(rules), encoding="utf-8")
+    return settings.model_copy(update={"segments_config": path})
 
 
 # --- the child: one step in a fresh process ----------------------------------------------
@@ -425,6 +511,11 @@ def child(step: str, ds: date, args: dict[str, Any]) -> dict[str, Any]:  # noqa:
         prepared = _with_yaml(settings, _redis_yaml(settings, os.environ["CLM_BENCH_REDIS"]))
     elif step == "score_naive":
         _row_by_row_inserts()
+        prepared = _explain_everyone(settings)
+    elif step == "score_postgres":
+        prepared = settings.model_copy(
+            update={"warehouse_url": _fresh_database(os.environ["CLM_BENCH_POSTGRES"])}
+        )
 
     began = time.perf_counter()
     if step == "setup_simulate":
@@ -507,11 +598,12 @@ def child(step: str, ds: date, args: dict[str, Any]) -> dict[str, Any]:  # noqa:
         from clm.ml.train import train
 
         train(settings, ds, n_trials=args["trials"])
-    elif step in ("score", "score_naive"):
+    elif step in ("score", "score_naive", "score_postgres"):
         from clm.ml.scoring import score_day
 
-        scored = score_day(settings, ds)
+        scored = score_day(prepared, ds)
         out["customers"] = scored.customers
+        out["explained"] = scored.explained
         out["steps"] = {k: round(v, 3) for k, v in scored.seconds.items()}
     elif step == "cycle":
         from clm.app.runner import run_range

@@ -333,7 +333,8 @@ def render(data: DayData) -> str:
         parts += [
             "<h2>Global feature importance</h2>",
             "<p class='muted'>Mean absolute tree-SHAP contribution to the churn score over "
-            "today's customers; the same contributions give each row's top_reasons.</p>",
+            "today's customers (a random 20,000 of them in a larger shop); the same exact "
+            "contributions give top_reasons to the customers whose action needs them.</p>",
             f"<img alt='importance' src='{chart_importance(data.importance)}'>",
         ]
     parts.append("<h2>Champions</h2>")

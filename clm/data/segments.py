@@ -26,6 +26,10 @@ REQUIRED = (
 )
 
 
+# The actions that answer churn risk, whose customers get top_reasons by default.
+EXPLAINED_ACTIONS = ("retain_with_offer", "win_back")
+
+
 def load_rules(path: Path) -> dict[str, Any]:
     """Read and check the segment rules file.
 
@@ -49,7 +53,25 @@ def load_rules(path: Path) -> dict[str, Any]:
     missing = wanted - set(rules["next_best_action"])
     if missing:
         raise ValueError(f"{path}: next_best_action has no entry for {sorted(missing)}")
+    reasons = (rules.get("top_reasons") or {}).get("actions", list(EXPLAINED_ACTIONS))
+    known = set(rules["next_best_action"].values())
+    if reasons != "all" and (
+        not isinstance(reasons, list) or not reasons or not set(reasons) <= known
+    ):
+        raise ValueError(
+            f"{path}: top_reasons.actions must be `all` or a list of actions from "
+            f"next_best_action {sorted(known)}, got {reasons!r}"
+        )
+    rules["top_reasons"] = {"actions": reasons}
     return rules
+
+
+def explained(actions: pd.Series, rules: dict[str, Any]) -> np.ndarray:
+    """Which customers get ``top_reasons``: those whose action is in ``top_reasons.actions``."""
+    wanted = rules["top_reasons"]["actions"]
+    if wanted == "all":
+        return np.ones(len(actions), dtype=bool)
+    return np.asarray(actions.isin(wanted))
 
 
 def _quintile(values: pd.Series, higher_is_better: bool = True) -> pd.Series:

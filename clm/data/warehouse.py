@@ -45,7 +45,7 @@ _DDL = {
         ds DATE NOT NULL, customer_id VARCHAR NOT NULL, lifecycle_stage VARCHAR NOT NULL,
         churn_probability DOUBLE NOT NULL, expected_spend DOUBLE NOT NULL,
         value_tier VARCHAR NOT NULL, rfm_segment VARCHAR NOT NULL, segment VARCHAR NOT NULL,
-        next_best_action VARCHAR NOT NULL, top_reasons VARCHAR NOT NULL,
+        next_best_action VARCHAR NOT NULL, top_reasons VARCHAR,
         churn_model_version VARCHAR NOT NULL, clv_model_version VARCHAR NOT NULL,
         PRIMARY KEY (ds, customer_id)""",
     "segment_summary": """
@@ -77,6 +77,22 @@ _DDL = {
         PRIMARY KEY (ds, model_name, feature)""",
 }
 TABLES = tuple(_DDL)
+
+# Columns created NOT NULL by an earlier version and nullable since; a writer relaxes
+# them once in a warehouse that still has the constraint (DuckDB and Postgres alike).
+# top_reasons: NULL for customers whose action needs no explanation (clm/config/segments.yaml).
+_RELAXED = (("customer_segments", "top_reasons"),)
+
+
+def _relax(execute: Any, fetch: Any) -> None:
+    for table, column in _RELAXED:
+        execute(
+            "SELECT is_nullable FROM information_schema.columns "
+            f"WHERE table_schema = current_schema() AND table_name = '{table}' "
+            f"AND column_name = '{column}'"
+        )
+        if [tuple(r) for r in fetch()] == [("NO",)]:
+            execute(f"ALTER TABLE {table} ALTER COLUMN {column} DROP NOT NULL")
 
 
 def primary_key(table: str) -> list[str]:
@@ -212,6 +228,7 @@ def _duckdb(url: str, read_only: bool = False, wait_seconds: float | None = None
         if not read_only:
             for table, ddl in _DDL.items():
                 con.execute(f"CREATE TABLE IF NOT EXISTS {table} ({ddl})")
+            _relax(con.execute, con.fetchall)
         yield con
     finally:
         con.close()
@@ -275,6 +292,7 @@ def _postgres(url: str) -> Iterator[Any]:
         with con.cursor() as cur:
             for table, ddl in _DDL.items():
                 cur.execute(f"CREATE TABLE IF NOT EXISTS {table} ({_pg_ddl(ddl)})")
+            _relax(cur.execute, cur.fetchall)
         con.commit()
         yield con
     finally:

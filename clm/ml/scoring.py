@@ -1,10 +1,11 @@
 """Score every customer as of ds with the champions and write the segment tables.
 
 One run reads the day's feature snapshot, scores it with the version behind
-each ``@champion`` (pinned by number for the whole run), explains the churn
-score with tree SHAP, assigns the segments, checks the rows with the output
-suite, measures drift against the champions' training reference, and writes
-every table of the day in one warehouse transaction.
+each ``@champion`` (pinned by number for the whole run), assigns the segments,
+explains the churn score with exact tree SHAP where the next best action needs
+it (``top_reasons`` in ``config/segments.yaml``), checks the rows with the
+output suite, measures drift against the champions' training reference, and
+writes every table of the day in one warehouse transaction.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from clm.core.io import BatchError
 from clm.core.settings import Settings
 from clm.data import warehouse
 from clm.data.features import read_snapshot
-from clm.data.segments import assign_segments, load_rules, summarize, transitions
+from clm.data.segments import assign_segments, explained, load_rules, summarize, transitions
 from clm.data.validation import BatchValidationError, ValidationRun, check_output, validation_frame
 from clm.data.warehouse import Partition
 
@@ -33,6 +34,9 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 TOP_REASONS = 3
+# Global importance (mean |SHAP| per feature) is estimated on this many customers,
+# drawn at random with the day as seed; a smaller shop uses every customer.
+IMPORTANCE_SAMPLE = 20_000
 SCORE_COLUMN = {"churn": "churn_probability", "clv": "expected_spend"}
 
 
@@ -48,6 +52,7 @@ class ScoreReport:
     drifted: list[str] = field(default_factory=list)
     retrain: bool = False
     seconds: dict[str, float] = field(default_factory=dict)
+    explained: int = 0  # customers given top_reasons
 
 
 class Steps:
@@ -82,6 +87,13 @@ def top_reasons(contrib: np.ndarray, names: list[str], k: int = TOP_REASONS) -> 
     labels = np.asarray(names, dtype=object)[order]
     positive = np.take_along_axis(contrib, order, axis=1) > 0
     return [", ".join(row[mask]) or "none" for row, mask in zip(labels, positive, strict=True)]
+
+
+def importance_sample(n: int, ds: date, size: int = IMPORTANCE_SAMPLE) -> np.ndarray:
+    """Sorted row positions for the day's importance: all ``n`` rows, or ``size`` of them."""
+    if n <= size:
+        return np.arange(n)
+    return np.sort(np.random.default_rng(ds.toordinal()).choice(n, size=size, replace=False))
 
 
 def _check_output(settings: Settings, out: pd.DataFrame, ds: date) -> pd.DataFrame:
@@ -191,7 +203,8 @@ def score_day(
 
         champions = load_champions(settings)
     with steps("load snapshot"):
-        snapshot = load_snapshot(settings, ds)
+        # In customer order, so the importance sample is the same rows on a re-run.
+        snapshot = load_snapshot(settings, ds).sort_values("customer_id", ignore_index=True)
     for champ in champions.values():
         missing = sorted(set(champ.features) - set(snapshot.columns))
         if missing:
@@ -204,21 +217,6 @@ def score_day(
     x = snapshot[churn.features].astype("float64")
     with steps("predict churn"):
         frame["churn_probability"] = churn.trained.predict(x).astype("float64")
-    with steps("top reasons (SHAP)"):
-        from clm.ml.models import contributions
-
-        contrib = contributions(churn.trained, x)
-        frame["top_reasons"] = top_reasons(contrib, churn.features)
-        importance = pd.DataFrame(
-            {
-                "ds": ds,
-                "model_name": churn.name,
-                "model_version": churn.version,
-                "feature": churn.features,
-                "mean_abs_contribution": np.abs(contrib).mean(axis=0, dtype="float64"),
-            }
-        )
-        del contrib
     with steps("predict spend"):
         frame["expected_spend"] = clv.trained.predict(
             snapshot[clv.features].astype("float64")
@@ -236,6 +234,38 @@ def score_day(
 
     with steps("segments"):
         segments = assign_segments(frame, rules, settings.horizon_days)
+    with steps("top reasons (SHAP)"):
+        need = explained(segments["next_best_action"], rules)
+        sample = importance_sample(len(x), ds)
+        rows = np.union1d(np.flatnonzero(need), sample)
+        from clm.ml.models import contributions
+
+        contrib = contributions(churn.trained, x.iloc[rows])
+        reasons = np.full(len(x), None, dtype=object)
+        reasons[need] = top_reasons(
+            contrib[np.searchsorted(rows, np.flatnonzero(need))], churn.features
+        )
+        segments["top_reasons"] = reasons
+        importance = pd.DataFrame(
+            {
+                "ds": ds,
+                "model_name": churn.name,
+                "model_version": churn.version,
+                "feature": churn.features,
+                "mean_abs_contribution": np.abs(contrib[np.searchsorted(rows, sample)]).mean(
+                    axis=0, dtype="float64"
+                ),
+            }
+        )
+        del contrib
+        log.info(
+            "top_reasons for %d of %d customers (actions: %s); importance over %d",
+            int(need.sum()),
+            len(x),
+            rules["top_reasons"]["actions"],
+            len(sample),
+        )
+    with steps("summary"):
         segments["ds"] = ds
         segments["churn_model_version"] = churn.version
         segments["clv_model_version"] = clv.version
@@ -293,4 +323,5 @@ def score_day(
         drifted,
         retrain,
         steps.seconds,
+        int(need.sum()),
     )

@@ -67,7 +67,7 @@ def test_every_column_and_table_is_filled(scored_shop: ScoredShop, day_by_day) -
     rows = warehouse.query(url, "SELECT * FROM customer_segments WHERE ds = ?", [LAST])
     snapshot = pd.read_parquet(settings.features_dir / "order_features" / f"ds={LAST}")
     assert len(rows) == len(snapshot) and rows["customer_id"].is_unique
-    assert not rows.isna().any().any()
+    assert not rows.drop(columns="top_reasons").isna().any().any()
     assert set(rows["lifecycle_stage"]) <= set(STAGES)
     assert len(set(rows["lifecycle_stage"])) >= 3
     assert set(rows["rfm_segment"]) <= {r["name"] for r in rules["rfm_segments"]}
@@ -79,9 +79,28 @@ def test_every_column_and_table_is_filled(scored_shop: ScoredShop, day_by_day) -
     features |= set(
         pd.read_parquet(settings.features_dir / "engagement_features" / f"ds={LAST}").columns
     )
-    reasons = rows.loc[rows["top_reasons"] != "none", "top_reasons"].str.split(", ")
-    assert len(reasons) > len(rows) / 2
+    # Exactly the customers whose action answers churn risk have them (segments.yaml).
+    needed = rows["next_best_action"].isin(rules["top_reasons"]["actions"])
+    assert needed.any() and not needed.all()
+    assert rows.loc[needed, "top_reasons"].notna().all()
+    assert rows.loc[~needed, "top_reasons"].isna().all()
+    reasons = rows.loc[needed & (rows["top_reasons"] != "none"), "top_reasons"].str.split(", ")
+    assert len(reasons) > needed.sum() / 2
     assert all(1 <= len(r) <= 3 and len(set(r)) == len(r) and set(r) <= features for r in reasons)
+    # They are the reasons that explaining every customer gives (exact SHAP, row by row).
+    from clm.ml.models import contributions
+    from clm.ml.registry import load_version, model_features, setup_mlflow
+    from clm.ml.scoring import load_snapshot, top_reasons
+
+    setup_mlflow(settings)
+    uri = f"models:/clm-churn/{rows['churn_model_version'].iloc[0]}"
+    trained, names = load_version(uri), model_features(uri)
+    everyone = load_snapshot(settings, LAST).sort_values("customer_id", ignore_index=True)
+    assert everyone["customer_id"].tolist() == rows["customer_id"].tolist()
+    full = top_reasons(contributions(trained, everyone[names].astype("float64")), names)
+    assert rows.loc[needed, "top_reasons"].tolist() == [
+        r for r, n in zip(full, needed, strict=True) if n
+    ]
 
     from mlflow import MlflowClient
 

@@ -109,3 +109,26 @@ def test_drift_rules_have_defaults_and_bad_values_are_refused(tmp_path) -> None:
         path.write_text(yaml.safe_dump(base | {"drift": bad}))
         with pytest.raises(ValueError, match=message):
             load_rules(path)
+
+
+def test_top_reasons_go_to_the_configured_actions(tmp_path) -> None:
+    import numpy as np
+    import yaml
+
+    from clm.data.segments import explained
+
+    actions = pd.Series(["cross_sell", "retain_with_offer", "no_action", "win_back"])
+    assert RULES["top_reasons"] == {"actions": ["retain_with_offer", "win_back"]}
+    assert explained(actions, RULES).tolist() == [False, True, False, True]
+    base = yaml.safe_load((PROJECT_ROOT / "clm" / "config" / "segments.yaml").read_text())
+    path = tmp_path / "rules.yaml"
+    del base["top_reasons"]  # a rules file from before the section: the same default
+    path.write_text(yaml.safe_dump(base))
+    assert load_rules(path)["top_reasons"] == RULES["top_reasons"]
+    path.write_text(yaml.safe_dump(base | {"top_reasons": {"actions": "all"}}))
+    assert explained(actions, load_rules(path)).tolist() == [True] * 4
+    for bad in ("some", [], ["call them"], {"retain_with_offer": 1}):
+        path.write_text(yaml.safe_dump(base | {"top_reasons": {"actions": bad}}))
+        with pytest.raises(ValueError, match="top_reasons.actions must be `all` or a list"):
+            load_rules(path)
+    assert np.asarray(explained(actions.iloc[:0], RULES)).shape == (0,)

@@ -111,28 +111,29 @@ def test_empty_required_table_fails_the_volume_check(tmp_path: Path) -> None:
 def test_output_suite_refuses_a_bad_segment_table(tmp_path: Path) -> None:
     good = pd.DataFrame(
         {
-            "ds": [DS, DS],
-            "customer_id": ["c1", "c2"],
-            "lifecycle_stage": ["active", "lapsed"],
-            "churn_probability": [0.2, 0.9],
-            "expected_spend": [10.0, 0.0],
-            "value_tier": ["high", "low"],
-            "rfm_segment": ["Champions", "Lost"],
-            "segment": ["high_value_healthy", "low_value_lapsed"],
-            "next_best_action": ["cross_sell", "no_action"],
-            "top_reasons": ["recency_days, tenure_days, visits_30d", "none"],
-            "churn_model_version": ["1", "1"],
-            "clv_model_version": ["2", "2"],
+            "ds": [DS, DS, DS],
+            "customer_id": ["c1", "c2", "c3"],
+            "lifecycle_stage": ["at_risk", "lapsed", "active"],
+            "churn_probability": [0.7, 0.9, 0.1],
+            "expected_spend": [10.0, 0.0, 5.0],
+            "value_tier": ["high", "low", "mid"],
+            "rfm_segment": ["Champions", "Lost", "Loyal"],
+            "segment": ["high_value_at_risk", "low_value_lapsed", "mid_value_healthy"],
+            "next_best_action": ["retain_with_offer", "no_action", "cross_sell"],
+            # Reasons where the action answers churn risk; NULL where it needs none.
+            "top_reasons": ["recency_days, tenure_days, visits_30d", None, "none"],
+            "churn_model_version": ["1", "1", "1"],
+            "clv_model_version": ["2", "2", "2"],
         }
     )
     suite = SUITES / "customer_segments.json"
     assert check_output(good, suite, tmp_path, "customer_segments", DS).startswith("file://")
     bad = good.assign(
-        churn_probability=[1.5, 0.9],
-        customer_id=["c1", "c1"],
-        segment=["high_value_healthy", "vip"],
-        next_best_action=["cross_sell", "call them"],
-        top_reasons=["a;b;c", "none"],
+        churn_probability=[1.5, 0.9, 0.1],
+        customer_id=["c1", "c1", "c3"],
+        segment=["high_value_healthy", "vip", "mid_value_healthy"],
+        next_best_action=["cross_sell", "call them", "win_back"],
+        top_reasons=["a;b;c", "none", None],
     )
     with pytest.raises(BatchValidationError) as err:
         check_output(bad, suite, tmp_path, "customer_segments", DS)
@@ -141,3 +142,4 @@ def test_output_suite_refuses_a_bad_segment_table(tmp_path: Path) -> None:
     assert "segment is not <tier>_value_<risk> (1)" in str(err.value)
     assert "next_best_action is not a known action" in str(err.value)
     assert "top_reasons is not up to three feature names (1)" in str(err.value)
+    assert "top_reasons is missing where the action needs them" in str(err.value)

@@ -38,17 +38,25 @@ def bench(
     """Time every stage of one day in fresh processes, beside the naive peer.
 
     Stages: ingest, features, materialize (SQLite; Redis when redis-server is
-    installed), training_set, train, score, and the daily cycle without training
-    (ingest to segments through Airflow). Each figure is the median wall time of
-    --repeat runs, with the peak memory and throughput; the naive peer (pandas
-    features, Feast's file offline store, row-by-row warehouse writes) runs in the
-    same harness. With several sizes it prints each stage's scaling exponent.
+    installed), training_set, train, score (DuckDB; Postgres when PostgreSQL is
+    installed), and the daily cycle without training (ingest to segments through
+    Airflow). Each figure is the median wall time of --repeat runs, with the peak
+    memory and throughput; the naive peer (pandas features, Feast's file offline
+    store, a full materialization, SHAP for every customer, row-by-row warehouse
+    writes) runs in the same harness. With several sizes it prints each stage's
+    scaling exponent.
 
     The label horizon and training cutoffs follow CLM_HORIZON_DAYS, CLM_TRAIN_CUTOFFS
     and CLM_CUTOFF_SPACING_DAYS; every other setting is the default, in throwaway homes.
     """
     setup(verbose)
-    from clm.app.bench import STAGE_NAMES, bench_size, scaling_exponents, throwaway_redis
+    from clm.app.bench import (
+        STAGE_NAMES,
+        bench_size,
+        scaling_exponents,
+        throwaway_postgres,
+        throwaway_redis,
+    )
 
     sizes = sorted(customers or [10_000])
     stages = list(stage or STAGE_NAMES)
@@ -58,7 +66,7 @@ def bench(
             f"{unknown}: expected one of {', '.join(STAGE_NAMES)}", param_hint="--stage"
         )
     results = []
-    with throwaway_redis() as redis:
+    with throwaway_redis() as redis, throwaway_postgres() as postgres:
         for n in sizes:
             console.rule(styled("{} customers", f"{n:,}"))
             try:
@@ -69,6 +77,7 @@ def bench(
                     trials=trials,
                     stages=stages,
                     redis=redis,
+                    postgres=postgres,
                     say=lambda text: console.print(styled("  {}", text)),
                     workdir=workdir,
                 )
