@@ -95,8 +95,9 @@ def run_candidates(
         if on_step:
             on_step(f"{task}: {family}")
         tuning: dict[str, Any] = {}
+        fitted = None
         if trials > 0:
-            params, tuning = models.tune(
+            tuned = models.tune(
                 family,
                 task,
                 xs["train"],
@@ -106,10 +107,19 @@ def run_candidates(
                 trials=trials,
                 seed=seed,
             )
+            params, tuning, fitted = tuned.params, tuned.summary, tuned.model
         else:
             params = models.default_params(family)
         trained = models.train_model(
-            family, task, xs["train"], ys["train"], xs["val"], ys["val"], params=params, seed=seed
+            family,
+            task,
+            xs["train"],
+            ys["train"],
+            xs["val"],
+            ys["val"],
+            params=params,
+            seed=seed,
+            fitted=fitted,
         )
         pred = trained.predict(xs["test"])
         extra = {}

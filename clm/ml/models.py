@@ -283,11 +283,13 @@ def tune(
     *,
     trials: int,
     seed: int,
-) -> tuple[dict[str, Any], dict[str, Any]]:
+) -> Tuned:
     """Optuna TPE search with median pruning on the validation slice.
 
     Returns:
-        The best params, and a summary (trials run, pruned, best value, metric).
+        The best params, a summary (trials run, pruned, best value, metric), and
+        the best trial's fitted model, which :func:`train_model` takes instead of
+        fitting the same params on the same rows again.
     """
     import optuna
 
@@ -316,8 +318,14 @@ def tune(
                 y_val,
                 callbacks=[callback],
             )
-        return best_score(model, family)
+        value = best_score(model, family)
+        if best["value"] is None or (value > best["value"]) == (DIRECTION[task] == "maximize"):
+            if family == "xgboost":
+                model.set_params(callbacks=None)  # the trial's pruning callback
+            best.update(value=value, model=model)
+        return value
 
+    best: dict[str, Any] = {"value": None, "model": None}
     study = optuna.create_study(
         direction=DIRECTION[task],
         sampler=optuna.samplers.TPESampler(seed=seed),
@@ -332,7 +340,16 @@ def tune(
         "metric": metric,
     }
     log.info("tuned %s/%s: %s, best %s", family, task, summary, study.best_params)
-    return dict(default_params(family), **study.best_params), summary
+    return Tuned(dict(default_params(family), **study.best_params), summary, best["model"])
+
+
+@dataclass
+class Tuned:
+    """What :func:`tune` found."""
+
+    params: dict[str, Any]
+    summary: dict[str, Any]
+    model: Any  # the best trial's fitted estimator
 
 
 def train_model(
@@ -345,9 +362,13 @@ def train_model(
     *,
     params: dict[str, Any],
     seed: int,
+    fitted: Any = None,
 ) -> Trained:
-    """Fit with early stopping; churn is then Platt-calibrated on the validation slice."""
-    model = fit(build(family, task, params, seed), family, x_train, y_train, x_val, y_val)
+    """Fit with early stopping (or take ``fitted``, the same fit done while tuning); churn is
+    then Platt-calibrated on the validation slice."""
+    model = fitted
+    if model is None:
+        model = fit(build(family, task, params, seed), family, x_train, y_train, x_val, y_val)
     trained = Trained(model, family, task)
     if task == "churn":
         trained.calibration = fit_calibration(raw_predict(model, task, x_val), y_val)

@@ -60,7 +60,7 @@ def test_same_seed_and_data_give_the_same_metrics(task: str) -> None:
 
 def test_tuning_prunes_and_reports() -> None:
     data = task_data("churn", _frame(), ["a", "b", "c", "d"])
-    params, summary = models.tune(
+    tuned = models.tune(
         "xgboost",
         "churn",
         data.x("train"),
@@ -70,10 +70,25 @@ def test_tuning_prunes_and_reports() -> None:
         trials=12,
         seed=1,
     )
+    summary = tuned.summary
     assert summary["trials"] == 12 and summary["metric"] == "auc"
     assert summary["pruned"] > 0  # the median pruner stopped hopeless trials early
     assert 0.5 < summary["best_value"] <= 1.0
-    assert {"learning_rate", "max_depth", "reg_lambda"} <= set(params)
+    assert {"learning_rate", "max_depth", "reg_lambda"} <= set(tuned.params)
+    # The best trial's model is kept: its validation score is the best value, and it is
+    # the model a fresh fit with the best params gives (training does not fit it again).
+    assert models.best_score(tuned.model, "xgboost") == summary["best_value"]
+    refit = models.fit(
+        models.build("xgboost", "churn", tuned.params, 1),
+        "xgboost",
+        data.x("train"),
+        data.y("train"),
+        data.x("val"),
+        data.y("val"),
+    )
+    np.testing.assert_allclose(
+        tuned.model.predict_proba(data.x("test")), refit.predict_proba(data.x("test"))
+    )
 
 
 def test_platt_calibration_fixes_a_miscalibrated_score() -> None:
