@@ -37,12 +37,12 @@ test: setup ## Run the whole test suite (ruff, mypy, the layering contract, unit
 	$(BIN)/ruff check .
 	$(BIN)/mypy
 	$(BIN)/lint-imports --no-cache
-	$(BIN)/pytest -q $(PYTEST_DIST) -m "not bench" --durations=15
+	$(BIN)/pytest -q $(PYTEST_DIST) --durations=15
 
 test-fast: setup ## Run the tests without the slow end-to-end ones
 	$(BIN)/pytest -q $(PYTEST_DIST) -m "not slow"
 
-test-bench: setup ## Run clm bench at 10,000 customers and check its report (about 2 minutes)
+test-bench: setup ## Run only the quick clm bench test (10,000 customers; make test runs it too)
 	$(BIN)/pytest -q -m bench
 
 lint: setup ## ruff check, ruff format --check, mypy and the layering contract (lint-imports)

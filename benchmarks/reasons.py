@@ -137,7 +137,7 @@ def main() -> None:
     parser.add_argument("--ds", type=date.fromisoformat)
     parser.add_argument("--customers", type=int, default=100_000)
     args = parser.parse_args()
-    console = Console()
+    console = Console(width=max(Console().width, 150))
     if args.home is None:
         from clm.app.bench import prepare
 

@@ -152,6 +152,7 @@ LONGEST_FIRST = (
     "tests/integration/test_stack.py",
     "scored_shop",
     "tests/integration/test_scheduler.py",
+    "tests/integration/test_bench.py",
     "tests/integration/test_evaluate.py",
     "tests/integration/test_online_retail.py",
     "tests/unit/test_ingest.py",

@@ -16,8 +16,8 @@ import pytest
 from clm.app.bench import STAGE_NAMES
 from tests.integration.conftest import clm
 
-# Not in make test yet: at 10,000 customers it is 15 fresh processes and 120 to 185
-# core-seconds, which would take make test past 10 minutes. make test-bench runs it.
+# About 17 fresh processes and 130 core-seconds at 10,000 customers; make test runs it
+# (make test-bench runs it alone).
 pytestmark = [pytest.mark.slow, pytest.mark.bench]
 
 
@@ -48,19 +48,26 @@ def test_the_quick_benchmark_runs_every_stage_and_writes_the_figures(tmp_path: P
     figures = json.loads(out.read_text())
     assert figures["customers"] == 10_000
     stages = figures["stages"]
-    expected = set(STAGE_NAMES) - (
-        set() if "materialize_redis" in stages else {"materialize_redis"}
-    )
-    assert set(stages) == expected
+    optional = {"materialize_redis", "score_postgres"}  # when the servers are installed
+    assert set(STAGE_NAMES) - optional <= set(stages) <= set(STAGE_NAMES)
+    if os.environ.get("CLM_REQUIRE_SERVICES") == "1":  # CI installs both
+        assert optional <= set(stages)
     for name, stage in stages.items():
         assert stage["seconds"] > 0 and stage["peak_rss_mib"] > 50, name
         assert len(stage["runs"]) == 1
     # The naive peers ran and computed the same thing.
     assert stages["features"]["naive_same_values"] is True
     assert stages["features"]["customers"] > 5_000
-    assert stages["materialize"]["rows"] == stages["materialize"]["naive_rows"]
+    # Ours writes the customers whose stored values changed; the naive peer all of them.
+    assert 0 < stages["materialize"]["rows"] < stages["materialize"]["naive_rows"]
     assert stages["training_set"]["rows"] == stages["training_set"]["naive_rows"]
     assert stages["score"]["customers"] == stages["score"]["naive_customers"]
+    # Reasons for the customers whose action needs them; the naive peer explains everyone.
+    assert 0 < stages["score"]["explained"] < stages["score"]["customers"]
+    assert stages["score"]["naive_explained"] == stages["score"]["customers"]
+    if "score_postgres" in stages:
+        assert stages["score_postgres"]["customers"] == stages["score"]["customers"]
+        assert stages["score_postgres"]["explained"] == stages["score"]["explained"]
     assert stages["score"]["customers"] == stages["features"]["customers"]
     for name in ("features", "materialize", "training_set", "score"):
         assert stages[name]["naive_seconds"] > 0
