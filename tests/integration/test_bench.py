@@ -35,7 +35,7 @@ def test_the_quick_benchmark_runs_every_stage_and_writes_the_figures(tmp_path: P
         "--customers",
         "10000",
         "--days",
-        "120",
+        "100",
         "--repeat",
         "1",
         "--trials",
