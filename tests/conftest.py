@@ -149,10 +149,10 @@ SCORED_SHOP_MODULES = (
     "tests/integration/test_scoring.py",
 )
 LONGEST_FIRST = (
-    "tests/integration/test_bench.py",  # busy on one core throughout: beside the waiting ones
     "tests/integration/test_stack.py",
     "scored_shop",
     "tests/integration/test_scheduler.py",
+    "tests/integration/test_bench.py",
     "tests/integration/test_evaluate.py",
     "tests/integration/test_online_retail.py",
     "tests/unit/test_ingest.py",
