@@ -21,7 +21,7 @@ def test_evaluate_prints_and_writes_the_comparison_with_the_oracle_ceiling(
 ) -> None:
     out = tmp_path / "out.json"
     args = ["evaluate", "--dataset", "simulated", "--customers", "1000", "--days", "420"]
-    args += ["--trials", "3", "--bootstrap", "60", "--json", str(out)]
+    args += ["--trials", "2", "--bootstrap", "60", "--json", str(out)]
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 0, result.output
     report = json.loads(out.read_text())
