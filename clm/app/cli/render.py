@@ -288,8 +288,9 @@ def bench(result: Any) -> None:
         f"{result.setup_seconds:.0f} s, untimed)",
         title_justify="left",
     )
-    for column in ("stage", "seconds", "peak MiB", "customers/s", "naive s", "naive MiB", "×"):
-        table.add_column(column, justify="left" if column == "stage" else "right")
+    table.add_column("stage", no_wrap=True, min_width=len("materialize_redis"))
+    for column in ("s", "peak MiB", "customers/s", "naive s", "naive MiB", "×"):
+        table.add_column(column, justify="right")
     for name, stage in result.stages.items():
         naive = stage.naive_seconds
         table.add_row(
