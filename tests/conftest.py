@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import glob
 import os
-import shutil
 import socket
-import subprocess
 import tempfile
 import uuid
 from collections.abc import Iterator
@@ -67,64 +64,20 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def _pg_bin(name: str) -> str | None:
-    found = shutil.which(name)
-    if found:
-        return found
-    candidates = sorted(glob.glob(f"/usr/lib/postgresql/*/bin/{name}"))
-    return candidates[-1] if candidates else None
-
-
 @pytest.fixture(scope="session")
 def postgres_server() -> Iterator[str]:
     """A throwaway PostgreSQL server on a free port; yields its base URL (no database).
 
     Postgres refuses to run as root, so as root it runs as the ``postgres`` user.
     """
-    initdb, pg_ctl = _pg_bin("initdb"), _pg_bin("pg_ctl")
-    require_service(
-        "PostgreSQL",
-        bool(initdb and pg_ctl),
-        "initdb/pg_ctl not found (apt-get install postgresql)",
-    )
-    assert initdb and pg_ctl
-    data = Path(tempfile.mkdtemp(prefix="clm-pg-"))
-    prefix: list[str] = []
-    if os.geteuid() == 0:
-        shutil.chown(data, "postgres", "postgres")
-        prefix = ["runuser", "-u", "postgres", "--"]
-    port = free_port()
-    subprocess.run(
-        [*prefix, initdb, "-D", str(data / "db"), "-A", "trust", "-U", "clm"],
-        check=True,
-        capture_output=True,
-    )
-    options = f"-p {port} -k {data} -c listen_addresses=127.0.0.1 -c fsync=off"
-    subprocess.run(
-        [
-            *prefix,
-            pg_ctl,
-            "-D",
-            str(data / "db"),
-            "-o",
-            options,
-            "-l",
-            str(data / "log"),
-            "-w",
-            "start",
-        ],
-        check=True,
-        capture_output=True,
-    )
-    try:
-        yield f"postgresql://clm@127.0.0.1:{port}"
-    finally:
-        subprocess.run(
-            [*prefix, pg_ctl, "-D", str(data / "db"), "-m", "immediate", "stop"],
-            check=False,
-            capture_output=True,
+    from clm.app.bench import throwaway_postgres
+
+    with throwaway_postgres("-c fsync=off") as url:
+        require_service(
+            "PostgreSQL", url is not None, "initdb not found (apt-get install postgresql)"
         )
-        shutil.rmtree(data, ignore_errors=True)
+        assert url is not None
+        yield url.rsplit("/", 1)[0]
 
 
 @pytest.fixture

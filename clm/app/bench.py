@@ -372,11 +372,12 @@ def throwaway_redis() -> Iterator[str | None]:
 
 
 @contextmanager
-def throwaway_postgres() -> Iterator[str | None]:
+def throwaway_postgres(settings: str = "") -> Iterator[str | None]:
     """A PostgreSQL server with trust auth on a free port, or None when not installed.
 
     Its data directory is a fresh temporary directory, removed afterwards. As root,
     the server runs as the user ``postgres`` (Postgres refuses to run as root).
+    ``settings`` adds server options (``-c fsync=off`` for tests).
     """
     import glob
 
@@ -407,7 +408,7 @@ def throwaway_postgres() -> Iterator[str | None]:
                 str(data / "log"),
                 "-w",
                 "-o",
-                f"-p {port} -k {data} -c listen_addresses=127.0.0.1",
+                f"-p {port} -k {data} -c listen_addresses=127.0.0.1 {settings}".strip(),
                 "start",
             ],
             check=True,
