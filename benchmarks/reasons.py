@@ -91,10 +91,7 @@ def measure(home: Path, ds: date, console: Console) -> list[dict[str, Any]]:
             seed=settings.seed,
         )
         churn = trained.predict(x)
-        trees = int(
-            getattr(trained.model, "best_iteration", None)
-            or getattr(trained.model, "best_iteration_", 0)
-        )
+        trees = models.best_iteration(trained.model) or 0
         contrib, wall, cpu = _timed(lambda t=trained: models.contributions(t, x))
         exact = top_reasons(contrib, data.names)
         row: dict[str, Any] = {

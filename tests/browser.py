@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import itertools
 import json
+import os
 import shutil
 import subprocess
 import tempfile
@@ -100,6 +101,9 @@ def browser(width: int = 1400, height: int = 1000) -> Iterator[Page]:
         ],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
+        # Chromium's own temporary files (its singleton socket dir) go into the
+        # profile too, so removing the profile leaves nothing behind in /tmp.
+        env={**os.environ, "TMPDIR": profile},
     )
     try:
         port_file = Path(profile) / "DevToolsActivePort"

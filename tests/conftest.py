@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
 import socket
 import tempfile
 import uuid
@@ -13,8 +15,11 @@ from typing import Any
 
 import pytest
 
-# Airflow reads its config at import: point it at a throwaway home first.
-os.environ.setdefault("AIRFLOW_HOME", tempfile.mkdtemp(prefix="clm-airflow-"))
+# Airflow reads its config at import: point it at a throwaway home first, removed
+# when the process (the session, or each xdist worker) ends.
+if "AIRFLOW_HOME" not in os.environ:
+    os.environ["AIRFLOW_HOME"] = tempfile.mkdtemp(prefix="clm-airflow-")
+    atexit.register(shutil.rmtree, os.environ["AIRFLOW_HOME"], ignore_errors=True)
 os.environ["AIRFLOW__CORE__LOAD_EXAMPLES"] = "False"
 os.environ["AIRFLOW__CORE__DAGS_FOLDER"] = str(Path(__file__).resolve().parent.parent / "dags")
 

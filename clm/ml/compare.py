@@ -128,9 +128,7 @@ def run_candidates(
             extra["calibration_error_uncalibrated"] = score(task, ys["test"], raw)[
                 "calibration_error"
             ]
-        best_iteration = getattr(trained.model, "best_iteration", None)
-        if best_iteration is None:
-            best_iteration = getattr(trained.model, "best_iteration_", None)
+        best_iteration = models.best_iteration(trained.model)
         out.append(
             Candidate(
                 name=family,

@@ -343,6 +343,14 @@ def tune(
     return Tuned(dict(default_params(family), **study.best_params), summary, best["model"])
 
 
+def best_iteration(model: Any) -> int | None:
+    """The early-stopped number of trees of a fitted XGBoost or LightGBM estimator."""
+    found = getattr(model, "best_iteration", None)
+    if found is None:
+        found = getattr(model, "best_iteration_", None)
+    return None if found is None else int(found)
+
+
 @dataclass
 class Tuned:
     """What :func:`tune` found."""

@@ -41,6 +41,7 @@ class TrainingSet:
     split: str  # "time" or "customers"
     cutoffs: list[date]
     test_cutoff: date
+    customers: int = 0  # customers with a label at some cutoff, before any sampling
 
 
 @dataclass
@@ -63,11 +64,37 @@ def build_training_set(settings: Settings, ds: date, horizon_days: int) -> Train
     cutoffs = training_cutoffs(
         ds, horizon_days, settings.train_cutoffs, settings.cutoff_spacing_days
     )
-    return build_set(settings, cutoffs, horizon_days)
+    return build_set(settings, cutoffs, horizon_days, max_customers=settings.max_training_customers)
+
+
+def sample_customers(labels: pd.DataFrame, limit: int, seed: int) -> pd.DataFrame:
+    """Every row of at most ``limit`` customers drawn at random (all when ``limit`` is 0).
+
+    A customer is kept or dropped with all their cutoffs, so each cutoff keeps
+    the same random share of the shop and the split's roles are unchanged.
+    """
+    customers = np.sort(labels["customer_id"].unique())
+    if limit <= 0 or len(customers) <= limit:
+        return labels
+    # A stream of its own: the split's draws below use the seed itself.
+    kept = np.random.default_rng([seed, 1]).choice(customers, size=limit, replace=False)
+    out = labels.loc[labels["customer_id"].isin(kept)].reset_index(drop=True)
+    log.info(
+        "training set: %d of %d customers drawn at random (max_training_customers), %d rows",
+        limit,
+        len(customers),
+        len(out),
+    )
+    return out
 
 
 def build_set(
-    settings: Settings, cutoffs: list[date], horizon_days: int, split: str | None = None
+    settings: Settings,
+    cutoffs: list[date],
+    horizon_days: int,
+    split: str | None = None,
+    *,
+    max_customers: int = 0,
 ) -> TrainingSet:
     """Labels at ``cutoffs`` (oldest first), with train, validation and test roles.
 
@@ -102,6 +129,8 @@ def build_set(
     if made:
         log.info("computed missing feature snapshots for cutoffs %s", made)
     labels = pd.concat(frames, ignore_index=True)
+    population = labels["customer_id"].nunique()
+    labels = sample_customers(labels, max_customers, settings.seed)
     labels["event_timestamp"] = [pd.Timestamp(snapshot_timestamp(c)) for c in labels["cutoff"]]
 
     test_cutoff = used[-1]
@@ -123,7 +152,7 @@ def build_set(
         split,
         labels["role"].value_counts().to_dict(),
     )
-    return TrainingSet(labels, split, used, test_cutoff)
+    return TrainingSet(labels, split, used, test_cutoff, population)
 
 
 def join_features(settings: Settings, data: TrainingSet, task: str) -> TaskData:
@@ -206,6 +235,8 @@ def train(
                     "families": ",".join(families),
                     "tuning_trials": trials,
                     "n_features": len(rows.names),
+                    "customers": data.customers,
+                    "max_training_customers": settings.max_training_customers,
                     **{f"rows_{k}": v for k, v in result.rows.items()},
                 }
             )

@@ -1,8 +1,14 @@
+from datetime import date
+
 import numpy as np
+import pandas as pd
 import pytest
 
+from clm.core.settings import Settings
+from clm.data.ingest import ingest
 from clm.ml.metrics import churn_metrics, normalized_gini, top_decile_lift, value_metrics
 from clm.ml.promotion import decide
+from clm.ml.train import build_set, sample_customers
 
 
 def test_first_model_is_promoted() -> None:
@@ -47,3 +53,37 @@ def test_value_metrics() -> None:
     m = value_metrics(actual, actual * 1.1)
     assert m["total_pred_vs_actual_pct"] == pytest.approx(110.0) and m["spearman"] > 0.9
     assert top_decile_lift(np.array([1, 0, 0, 0, 0, 0, 0, 0, 0, 0]), np.arange(10)[::-1]) == 10
+
+
+def _panel(customers: int, cutoffs: int) -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "customer_id": [f"C{i:05d}" for i in range(customers) for _ in range(cutoffs)],
+            "cutoff": [c for _ in range(customers) for c in range(cutoffs)],
+        }
+    )
+
+
+def test_sample_customers_keeps_whole_customers_and_is_seeded() -> None:
+    panel = _panel(1_000, 3)
+    assert sample_customers(panel, 0, seed=1) is panel
+    assert sample_customers(panel, 1_000, seed=1) is panel
+    drawn = sample_customers(panel, 100, seed=1)
+    assert drawn["customer_id"].nunique() == 100
+    assert (drawn.groupby("customer_id").size() == 3).all()  # every cutoff of a kept customer
+    pd.testing.assert_frame_equal(drawn, sample_customers(panel, 100, seed=1))
+    other = sample_customers(panel, 100, seed=2)
+    assert set(other["customer_id"]) != set(drawn["customer_id"])
+
+
+def test_training_set_is_cut_to_max_customers(small_shop: Settings) -> None:
+    ingest(small_shop, date(2024, 2, 9))
+    cutoffs = [date(2024, 1, 15), date(2024, 1, 25)]
+    full = build_set(small_shop, cutoffs, 7)
+    cut = build_set(small_shop, cutoffs, 7, max_customers=40)
+    assert cut.customers == full.customers == full.frame["customer_id"].nunique() > 40
+    assert cut.frame["customer_id"].nunique() == 40
+    merged = cut.frame.merge(full.frame, on=["customer_id", "cutoff"], suffixes=("", "_full"))
+    assert len(merged) == len(cut.frame)  # the same rows, labels unchanged
+    assert (merged["churned"] == merged["churned_full"]).all()
+    assert set(cut.frame["role"]) == {"train", "val", "test"}
