@@ -29,7 +29,7 @@ from clm.core.io import list_partitions
 from clm.core.settings import PROJECT_ROOT, Settings
 from clm.ml.baselines import BTYD
 from clm.ml.compare import LABELS, PRIMARY, Candidate, run_candidates
-from clm.ml.metrics import LOWER_IS_BETTER, bootstrap, score
+from clm.ml.metrics import LOWER_IS_BETTER, bootstrap_draws, gain, interval, paired_gain, score
 
 log = logging.getLogger(__name__)
 
@@ -193,6 +193,39 @@ def _verdicts(task: str, cands: list[Candidate]) -> dict[str, Any]:
     return out
 
 
+def _best(cands: list[Candidate], metric: str) -> Candidate:
+    best = cands[0]
+    for c in cands[1:]:
+        if gain(metric, c.scores[metric], best.scores[metric]) > 0:
+            best = c
+    return best
+
+
+def versus_best_baseline(
+    cands: list[Candidate], draws: dict[str, dict[str, Any]]
+) -> dict[str, dict[str, Any]]:
+    """Per metric: the best model's gain over the best baseline, with its paired
+    bootstrap interval. ``decided`` is true when the whole interval is above 0."""
+    models = [c for c in cands if c.kind == "model"]
+    baselines = [c for c in cands if c.kind == "baseline"]
+    out: dict[str, dict[str, Any]] = {}
+    if not models or not baselines:
+        return out
+    for metric in models[0].scores:
+        model, baseline = _best(models, metric), _best(baselines, metric)
+        low, high = paired_gain(draws, metric, model.name, baseline.name)
+        value = float(gain(metric, model.scores[metric], baseline.scores[metric]))
+        out[metric] = {
+            "model": model.name,
+            "baseline": baseline.name,
+            "gain": value,
+            "low": low,
+            "high": high,
+            "decided": bool(low > 0),
+        }
+    return out
+
+
 def _targets(task: str, cands: list[Candidate]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for metric, target in ONLINE_RETAIL_TARGETS[task].items():
@@ -273,7 +306,8 @@ def evaluate(
                 oracle = o["churn_probability" if task == "churn" else "expected_spend"].to_numpy()
                 preds["oracle"] = oracle
             say(f"{task}: {spec.bootstrap} bootstrap resamples")
-            intervals = bootstrap(task, y, preds, n=spec.bootstrap, seed=ws.seed)
+            draws = bootstrap_draws(task, y, preds, n=spec.bootstrap, seed=ws.seed)
+            intervals = {c: {m: interval(v) for m, v in ms.items()} for c, ms in draws.items()}
             entries = []
             for c in cands:
                 entries.append(_entry(c.name, c.kind, c.description, c.scores, intervals[c.name]))
@@ -292,6 +326,7 @@ def evaluate(
                 "label": LABELS[task],
                 "candidates": entries,
                 "verdicts": _verdicts(task, cands),
+                "versus_best_baseline": versus_best_baseline(cands, draws),
             }
             if spec.dataset == "online-retail":
                 task_report["targets"] = _targets(task, cands)

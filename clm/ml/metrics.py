@@ -95,22 +95,28 @@ def score(task: str, y_true: np.ndarray, pred: np.ndarray) -> dict[str, float]:
     return churn_metrics(y_true, pred) if task == "churn" else value_metrics(y_true, pred)
 
 
-def bootstrap(
-    task: str,
-    y_true: np.ndarray,
-    preds: dict[str, np.ndarray],
-    *,
-    n: int,
-    seed: int,
-    level: float = 0.95,
-) -> dict[str, dict[str, tuple[float, float]]]:
-    """Percentile bootstrap intervals of every metric for every candidate.
+def gain(metric: str, value: np.ndarray | float, other: np.ndarray | float) -> np.ndarray:
+    """How much better ``value`` is than ``other`` on ``metric``: positive when better.
 
-    The resamples are shared by all candidates (a paired bootstrap), so their
-    intervals are comparable row for row.
+    Smaller is better for :data:`LOWER_IS_BETTER`; for the spend total (a
+    percentage of the actual) closer to 100 is better.
+    """
+    a, b = np.asarray(value, dtype=float), np.asarray(other, dtype=float)
+    if metric == "total_pred_vs_actual_pct":
+        return np.abs(b - 100) - np.abs(a - 100)
+    return b - a if metric in LOWER_IS_BETTER else a - b
+
+
+def bootstrap_draws(
+    task: str, y_true: np.ndarray, preds: dict[str, np.ndarray], *, n: int, seed: int
+) -> dict[str, dict[str, np.ndarray]]:
+    """Every metric of every candidate on ``n`` shared resamples of the rows.
+
+    The resamples are shared by all candidates (a paired bootstrap), so two
+    candidates' draws can be subtracted resample by resample.
 
     Returns:
-        ``{candidate: {metric: (low, high)}}``.
+        ``{candidate: {metric: array of n values}}``.
     """
     y_true = np.asarray(y_true)
     rng = np.random.default_rng(seed)
@@ -125,11 +131,36 @@ def bootstrap(
             for metric, value in score(task, y, np.asarray(pred)[idx]).items():
                 draws[cand].setdefault(metric, []).append(value)
         done += 1
+    return {c: {m: np.asarray(v, dtype=float) for m, v in ms.items()} for c, ms in draws.items()}
+
+
+def interval(values: np.ndarray, level: float = 0.95) -> tuple[float, float]:
+    """The percentile interval of bootstrap draws."""
     tail = 100 * (1 - level) / 2
-    return {
-        cand: {
-            m: (float(np.nanpercentile(v, tail)), float(np.nanpercentile(v, 100 - tail)))
-            for m, v in metrics.items()
-        }
-        for cand, metrics in draws.items()
-    }
+    return float(np.nanpercentile(values, tail)), float(np.nanpercentile(values, 100 - tail))
+
+
+def bootstrap(
+    task: str,
+    y_true: np.ndarray,
+    preds: dict[str, np.ndarray],
+    *,
+    n: int,
+    seed: int,
+    level: float = 0.95,
+) -> dict[str, dict[str, tuple[float, float]]]:
+    """Percentile bootstrap intervals of every metric for every candidate (paired draws).
+
+    Returns:
+        ``{candidate: {metric: (low, high)}}``.
+    """
+    draws = bootstrap_draws(task, y_true, preds, n=n, seed=seed)
+    return {c: {m: interval(v, level) for m, v in ms.items()} for c, ms in draws.items()}
+
+
+def paired_gain(
+    draws: dict[str, dict[str, np.ndarray]], metric: str, a: str, b: str, level: float = 0.95
+) -> tuple[float, float]:
+    """The interval of how much better ``a`` is than ``b`` on ``metric``, resample by
+    resample. Above 0 throughout: ``a`` is better at that level."""
+    return interval(gain(metric, draws[a][metric], draws[b][metric]), level)

@@ -44,7 +44,16 @@ def test_evaluate_prints_and_writes_the_comparison_with_the_oracle_ceiling(
         # the oracle is the ceiling: no model may pass it (beyond bootstrap noise)
         assert best_model <= entries["oracle"]["metrics"][primary]["high"]
         assert oracle > 0.6
+        versus = report["tasks"][task]["versus_best_baseline"]
+        assert set(versus) == set(entries["xgboost"]["metrics"])
+        for row in versus.values():
+            assert row["model"] in {"xgboost", "lightgbm"} and row["baseline"] in baselines[task]
+            assert row["low"] <= row["gain"] <= row["high"] or row["low"] == row["high"]
+            assert row["decided"] == (row["low"] > 0)
+        # on the simulated shop the boosted models clearly beat the baselines
+        assert versus[primary]["decided"]
     assert "oracle" in result.output and "rfm_logreg" in result.output
+    assert "best model against best baseline" in result.output
 
     # the runs are in MLflow, one parent per task, one child per candidate
     setup_mlflow(settings)

@@ -11,7 +11,14 @@ import pytest
 
 from clm.ml import models
 from clm.ml.compare import run_candidates, task_data
-from clm.ml.metrics import bootstrap, calibration_error, churn_metrics
+from clm.ml.metrics import (
+    bootstrap,
+    bootstrap_draws,
+    calibration_error,
+    churn_metrics,
+    gain,
+    paired_gain,
+)
 
 
 def _frame(n: int = 900, seed: int = 0) -> pd.DataFrame:
@@ -125,6 +132,28 @@ def test_bootstrap_intervals_are_paired_and_cover_the_estimate() -> None:
     assert ci["noise"]["roc_auc"][0] < 0.5 < ci["noise"]["roc_auc"][1]
     assert high - low < 0.1
     assert bootstrap("churn", y, {"good": good}, n=200, seed=1) == {"good": ci["good"]}
+
+
+def test_gain_is_positive_when_better_whatever_the_direction() -> None:
+    assert gain("roc_auc", 0.8, 0.7) == pytest.approx(0.1)
+    assert gain("log_loss", 0.5, 0.6) == pytest.approx(0.1)
+    assert gain("total_pred_vs_actual_pct", 97.0, 110.0) == pytest.approx(7.0)
+    assert gain("total_pred_vs_actual_pct", 103.0, 95.0) == pytest.approx(2.0)
+
+
+def test_paired_gain_decides_what_separate_intervals_cannot() -> None:
+    rng = np.random.default_rng(3)
+    y = (rng.random(600) < 0.4).astype(int)
+    base = y * 0.5 + rng.random(600)
+    better = base + y * 0.08  # the same scores, a little sharper on every positive
+    draws = bootstrap_draws("churn", y, {"a": better, "b": base}, n=200, seed=1)
+    a, b = (np.percentile(draws[k]["roc_auc"], [2.5, 97.5]) for k in ("a", "b"))
+    assert a[0] < b[1]  # the separate intervals overlap ...
+    low, high = paired_gain(draws, "roc_auc", "a", "b")
+    assert 0 < low < high  # ... but the paired difference is above 0
+    low, high = paired_gain(draws, "roc_auc", "b", "a")
+    assert low < high < 0
+    assert paired_gain(draws, "roc_auc", "a", "a") == (0.0, 0.0)
 
 
 def test_unknown_family_and_task_are_refused() -> None:

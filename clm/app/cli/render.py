@@ -200,6 +200,20 @@ def promotions(history: pd.DataFrame, champions: dict[str, str | None]) -> None:
         console.print(f"{name}@champion = " + (f"v{version}" if version else "none"))
 
 
+def print_wide(renderable: Any, width: int) -> None:
+    """Print at least ``width`` columns wide into a file or pipe, where Rich would
+    otherwise wrap at 80 columns; a terminal keeps its own width."""
+    if console.is_terminal or console.width >= width:
+        console.print(renderable)
+        return
+    narrow = console.width
+    console.width = width
+    try:
+        console.print(renderable)
+    finally:
+        console.width = narrow
+
+
 def evaluation(report: dict[str, Any]) -> None:
     """``clm evaluate``'s comparison: each candidate's metrics and intervals, verdicts, targets."""
     from clm.ml.evaluate import best_value
@@ -241,8 +255,9 @@ def evaluation(report: dict[str, Any]) -> None:
                 )
             style = "dim" if e["kind"] == "ceiling" else None
             table.add_row(e["name"], e["kind"], *cells, style=style)
-        # Intervals need room: never squeeze the table below 160 columns.
-        console.print(table, width=max(console.width, 160))
+        print_wide(table, 190)  # intervals need room
+        if body.get("versus_best_baseline"):
+            _versus(task, body["versus_best_baseline"])
         for name, verdict in body["verdicts"].items():
             if verdict["beats_every_baseline"]:
                 console.print(f"  {name} beats every baseline on every metric")
@@ -257,6 +272,32 @@ def evaluation(report: dict[str, Any]) -> None:
         if "targets" in body:
             _targets(task, body["targets"])
     console.print(f"done in {report['seconds']:.0f} s; workspace {report['workspace']}")
+
+
+def _versus(task: str, rows: dict[str, Any]) -> None:
+    """The best model against the best baseline per metric: the paired gain and its interval."""
+    t = Table(
+        title=f"{task}: best model against best baseline (gain > 0 is better; paired 95% interval)",
+        title_justify="left",
+    )
+    for column in ("metric", "model", "baseline", "gain", "interval", "verdict"):
+        t.add_column(column, justify="left" if column in ("metric", "verdict") else "right")
+    for metric, row in rows.items():
+        if row["decided"]:
+            verdict = Text("model better", style="green")
+        elif row["high"] < 0:
+            verdict = Text("baseline better", style="red")
+        else:
+            verdict = Text("not decided", style="yellow")
+        t.add_row(
+            metric,
+            row["model"],
+            row["baseline"],
+            f"{row['gain']:+.3g}",
+            f"[{row['low']:+.3g}, {row['high']:+.3g}]",
+            verdict,
+        )
+    print_wide(t, 120)
 
 
 def _targets(task: str, targets: dict[str, Any]) -> None:
