@@ -1,12 +1,12 @@
-"""How many customers a training run needs: the learning curve behind ``max_training_customers``.
+"""How many rows a training run needs: the learning curve behind ``max_training_rows``.
 
 On a ``clm bench`` home, this builds the full point-in-time training set through
-Feast (every customer, as ``clm_train`` does with ``max_training_customers=0``),
-then, for each size, fits both families with the default hyperparameters on the
-training and validation rows of that many customers, drawn at random as the
-product draws them (:func:`clm.ml.train.sample_customers`). Every fit is scored
-on the same rows: all the test cutoff's customers. The table shows whether a
-bigger sample still buys quality, and what each fit costs in time.
+Feast (every customer, as ``clm_train`` does with ``max_training_rows=0``), then,
+for each size, cuts it to that many rows of customers drawn at random, as the
+product does (:func:`clm.ml.train.sample_customers`), and fits both families
+with the default hyperparameters on the kept customers' training and validation
+rows. Every fit is scored on the same rows: all the test cutoff's customers. The
+table shows whether a bigger set still buys quality, and what each fit costs.
 
 Usage:
     python -m benchmarks.training_size --home HOME --ds 2024-12-29
@@ -26,7 +26,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-SIZES = (12_500, 25_000, 50_000, 100_000, 250_000)
+SIZES = (50_000, 100_000, 200_000, 400_000, 800_000)
 
 
 def measure(home: Path, ds: date, sizes: list[int], console: Console) -> list[dict[str, Any]]:
@@ -44,18 +44,16 @@ def measure(home: Path, ds: date, sizes: list[int], console: Console) -> list[di
         ds, settings.horizon_days, settings.train_cutoffs, settings.cutoff_spacing_days
     )
     console.print(f"full training set at {ds} through Feast ...")
-    full = build_set(settings, cutoffs, settings.horizon_days, max_customers=0)
+    full = build_set(settings, cutoffs, settings.horizon_days)
     feature_store.apply_repo(settings)
-    population = full.customers
+    population = len(full.frame)
     out = []
     for task in ("churn", "clv"):
         joined = join_features(settings, full, task)
         data = task_data(task, joined.frame, joined.names)
         x_test, y_test = data.x("test"), data.y("test")
         for size in [n for n in sizes if n < population] + [population]:
-            kept = set(
-                sample_customers(data.frame[["customer_id"]], size, settings.seed)["customer_id"]
-            )
+            kept = set(sample_customers(data.frame, size, settings.seed)["customer_id"])
             rows = {}
             for role in ("train", "val"):
                 part = data.rows(role)
@@ -76,7 +74,8 @@ def measure(home: Path, ds: date, sizes: list[int], console: Console) -> list[di
                 row = {
                     "task": task,
                     "family": family,
-                    "customers": size,
+                    "rows": size,
+                    "customers": len(kept),
                     "train_rows": len(rows["train"][1]),
                     "trees": models.best_iteration(trained.model),
                     "fit_seconds": seconds,
@@ -94,7 +93,7 @@ def main() -> None:
     parser.add_argument("--home", type=Path, help="a home of clm bench, trained or not")
     parser.add_argument("--ds", type=date.fromisoformat, help="the training day")
     parser.add_argument("--customers", type=int, default=100_000, help="shop size to prepare")
-    parser.add_argument("--size", type=int, action="append", help="customers per fit (repeat)")
+    parser.add_argument("--size", type=int, action="append", help="set rows per fit (repeat)")
     args = parser.parse_args()
     console = Console(width=max(Console().width, 120))
     if args.home is None:
@@ -108,12 +107,14 @@ def main() -> None:
         title=f"learning curve at {args.ds}: scored on all {results[0]['test_rows']:,} "
         "test customers"
     )
-    for col in ("task", "family", "customers", "train rows", "trees", "fit s", "metric", "value"):
+    cols = ("task", "family", "set rows", "customers", "train rows", "trees", "fit s")
+    for col in (*cols, "metric", "value"):
         table.add_column(col, justify="right")
     for r in results:
         table.add_row(
             r["task"],
             r["family"],
+            f"{r['rows']:,}",
             f"{r['customers']:,}",
             f"{r['train_rows']:,}",
             str(r["trees"]),

@@ -33,12 +33,13 @@ class Settings(BaseSettings):
         default=3, ge=1, description="Number of monthly training cutoffs before the test cutoff."
     )
     cutoff_spacing_days: int = Field(default=30, ge=1, description="Days between cutoffs.")
-    max_training_customers: int = Field(
-        default=250_000,
+    max_training_rows: int = Field(
+        default=800_000,
         ge=0,
-        description="Customers a training run learns and is tested on, drawn at random with "
-        "the seed when a shop has more (0: all). Bounds training time and memory; see "
-        "benchmarks/training_size.py for the learning curve behind the default.",
+        description="Rows (customer x cutoff, every role) a training run learns and is tested "
+        "on; a bigger set keeps the rows of customers drawn at random with the seed (0: all). "
+        "Bounds training time and memory; benchmarks/training_size.py measures the learning "
+        "curve behind the default.",
     )
     model_families: list[str] = Field(default=["xgboost", "lightgbm"])
     tuning_trials: int = Field(

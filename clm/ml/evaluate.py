@@ -258,7 +258,7 @@ def evaluate(
         )
         cutoffs = sorted(spec.cutoffs) or default_cutoffs(spec, ws, horizon)
         say(f"building the {spec.split} split at cutoffs {[c.isoformat() for c in cutoffs]}")
-        data = build_set(ws, cutoffs, horizon, spec.split, max_customers=ws.max_training_customers)
+        data = build_set(ws, cutoffs, horizon, spec.split, max_rows=ws.max_training_rows)
         from clm.data import feature_store
 
         feature_store.apply_repo(ws)

@@ -64,26 +64,29 @@ def build_training_set(settings: Settings, ds: date, horizon_days: int) -> Train
     cutoffs = training_cutoffs(
         ds, horizon_days, settings.train_cutoffs, settings.cutoff_spacing_days
     )
-    return build_set(settings, cutoffs, horizon_days, max_customers=settings.max_training_customers)
+    return build_set(settings, cutoffs, horizon_days, max_rows=settings.max_training_rows)
 
 
-def sample_customers(labels: pd.DataFrame, limit: int, seed: int) -> pd.DataFrame:
-    """Every row of at most ``limit`` customers drawn at random (all when ``limit`` is 0).
+def sample_customers(labels: pd.DataFrame, max_rows: int, seed: int) -> pd.DataFrame:
+    """All the rows of customers drawn at random until ``max_rows`` rows (0: no limit).
 
     A customer is kept or dropped with all their cutoffs, so each cutoff keeps
-    the same random share of the shop and the split's roles are unchanged.
+    about the same random share of the shop and the split's roles are unchanged.
     """
-    customers = np.sort(labels["customer_id"].unique())
-    if limit <= 0 or len(customers) <= limit:
+    if max_rows <= 0 or len(labels) <= max_rows:
         return labels
-    # A stream of its own: the split's draws below use the seed itself.
-    kept = np.random.default_rng([seed, 1]).choice(customers, size=limit, replace=False)
+    counts = labels.groupby("customer_id").size().sort_index()
+    # A stream of its own: the split's draws in build_set use the seed itself.
+    order = np.random.default_rng([seed, 1]).permutation(len(counts))
+    fits = np.cumsum(counts.to_numpy()[order]) <= max_rows
+    kept = counts.index[order[fits]]
     out = labels.loc[labels["customer_id"].isin(kept)].reset_index(drop=True)
     log.info(
-        "training set: %d of %d customers drawn at random (max_training_customers), %d rows",
-        limit,
-        len(customers),
+        "training set: %d of %d rows kept (max_training_rows): %d of %d customers drawn at random",
         len(out),
+        len(labels),
+        len(kept),
+        len(counts),
     )
     return out
 
@@ -94,7 +97,7 @@ def build_set(
     horizon_days: int,
     split: str | None = None,
     *,
-    max_customers: int = 0,
+    max_rows: int = 0,
 ) -> TrainingSet:
     """Labels at ``cutoffs`` (oldest first), with train, validation and test roles.
 
@@ -130,7 +133,7 @@ def build_set(
         log.info("computed missing feature snapshots for cutoffs %s", made)
     labels = pd.concat(frames, ignore_index=True)
     population = labels["customer_id"].nunique()
-    labels = sample_customers(labels, max_customers, settings.seed)
+    labels = sample_customers(labels, max_rows, settings.seed)
     labels["event_timestamp"] = [pd.Timestamp(snapshot_timestamp(c)) for c in labels["cutoff"]]
 
     test_cutoff = used[-1]
@@ -236,7 +239,7 @@ def train(
                     "tuning_trials": trials,
                     "n_features": len(rows.names),
                     "customers": data.customers,
-                    "max_training_customers": settings.max_training_customers,
+                    "max_training_rows": settings.max_training_rows,
                     **{f"rows_{k}": v for k, v in result.rows.items()},
                 }
             )

@@ -67,22 +67,29 @@ def _panel(customers: int, cutoffs: int) -> pd.DataFrame:
 def test_sample_customers_keeps_whole_customers_and_is_seeded() -> None:
     panel = _panel(1_000, 3)
     assert sample_customers(panel, 0, seed=1) is panel
-    assert sample_customers(panel, 1_000, seed=1) is panel
-    drawn = sample_customers(panel, 100, seed=1)
-    assert drawn["customer_id"].nunique() == 100
+    assert sample_customers(panel, 3_000, seed=1) is panel
+    drawn = sample_customers(panel, 300, seed=1)
+    assert len(drawn) == 300 and drawn["customer_id"].nunique() == 100
     assert (drawn.groupby("customer_id").size() == 3).all()  # every cutoff of a kept customer
-    pd.testing.assert_frame_equal(drawn, sample_customers(panel, 100, seed=1))
-    other = sample_customers(panel, 100, seed=2)
+    pd.testing.assert_frame_equal(drawn, sample_customers(panel, 300, seed=1))
+    other = sample_customers(panel, 300, seed=2)
     assert set(other["customer_id"]) != set(drawn["customer_id"])
+    # customers with fewer cutoffs: never more rows than asked, whole customers only
+    uneven = pd.concat([panel, _panel(500, 1).assign(customer_id=lambda f: "N" + f.customer_id)])
+    cut = sample_customers(uneven, 1_001, seed=3)
+    assert 990 < len(cut) <= 1_001
+    sizes = cut.groupby("customer_id").size()
+    assert (sizes == uneven.groupby("customer_id").size().loc[sizes.index]).all()
 
 
-def test_training_set_is_cut_to_max_customers(small_shop: Settings) -> None:
+def test_training_set_is_cut_to_max_rows(small_shop: Settings) -> None:
     ingest(small_shop, date(2024, 2, 9))
     cutoffs = [date(2024, 1, 15), date(2024, 1, 25)]
     full = build_set(small_shop, cutoffs, 7)
-    cut = build_set(small_shop, cutoffs, 7, max_customers=40)
-    assert cut.customers == full.customers == full.frame["customer_id"].nunique() > 40
-    assert cut.frame["customer_id"].nunique() == 40
+    cut = build_set(small_shop, cutoffs, 7, max_rows=100)
+    assert cut.customers == full.customers == full.frame["customer_id"].nunique()
+    assert len(full.frame) > 100 >= len(cut.frame) > 90
+    assert cut.frame["customer_id"].nunique() < full.customers
     merged = cut.frame.merge(full.frame, on=["customer_id", "cutoff"], suffixes=("", "_full"))
     assert len(merged) == len(cut.frame)  # the same rows, labels unchanged
     assert (merged["churned"] == merged["churned_full"]).all()
