@@ -25,6 +25,8 @@ from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from clm.core.io import list_partitions
 from clm.core.settings import PROJECT_ROOT, Settings
 from clm.ml.baselines import BTYD
@@ -46,6 +48,9 @@ ONLINE_RETAIL_TARGETS = {
 }
 # Simulated cutoffs step back 13 weeks, so each falls on a latent snapshot day.
 SIM_SPACING_DAYS = 91
+# Rolling origin: each further evaluation moves every cutoff back four weeks (a
+# latent snapshot day on the simulated shop, which keeps one a week).
+ORIGIN_STEP_DAYS = 28
 
 
 @dataclass
@@ -63,6 +68,7 @@ class EvalSpec:
     trials: int = 20
     families: list[str] = field(default_factory=lambda: ["xgboost", "lightgbm"])
     bootstrap: int = 500
+    origins: int = 3
     workdir: Path | None = None
     track: bool = True
 
@@ -193,12 +199,14 @@ def _verdicts(task: str, cands: list[Candidate]) -> dict[str, Any]:
     return out
 
 
-def _best(cands: list[Candidate], metric: str) -> Candidate:
-    best = cands[0]
-    for c in cands[1:]:
-        if gain(metric, c.scores[metric], best.scores[metric]) > 0:
-            best = c
-    return best
+def _best(metric: str, values: dict[str, float]) -> str:
+    """The name with the best value of ``metric`` (the first on ties)."""
+    names = list(values)
+    top = names[0]
+    for name in names[1:]:
+        if gain(metric, values[name], values[top]) > 0:
+            top = name
+    return top
 
 
 def versus_best_baseline(
@@ -212,12 +220,14 @@ def versus_best_baseline(
     if not models or not baselines:
         return out
     for metric in models[0].scores:
-        model, baseline = _best(models, metric), _best(baselines, metric)
-        low, high = paired_gain(draws, metric, model.name, baseline.name)
-        value = float(gain(metric, model.scores[metric], baseline.scores[metric]))
+        model = _best(metric, {c.name: c.scores[metric] for c in models})
+        baseline = _best(metric, {c.name: c.scores[metric] for c in baselines})
+        scores = {c.name: c.scores[metric] for c in cands}
+        low, high = paired_gain(draws, metric, model, baseline)
+        value = float(gain(metric, scores[model], scores[baseline]))
         out[metric] = {
-            "model": model.name,
-            "baseline": baseline.name,
+            "model": model,
+            "baseline": baseline,
             "gain": value,
             "low": low,
             "high": high,
@@ -239,6 +249,98 @@ def _targets(task: str, cands: list[Candidate]) -> dict[str, Any]:
     return out
 
 
+def origin_cutoffs(cutoffs: list[date], origins: int, first_day: date) -> list[list[date]]:
+    """The cutoffs of each rolling origin, the given ones first, each further one
+    :data:`ORIGIN_STEP_DAYS` earlier.
+
+    Raises:
+        ValueError: if an origin's first cutoff would fall before the data begin.
+    """
+    out = []
+    for k in range(origins):
+        shifted = [c - timedelta(days=ORIGIN_STEP_DAYS * k) for c in cutoffs]
+        if shifted[0] <= first_day:
+            raise ValueError(
+                f"{origins} rolling origins move the first cutoff back to {shifted[0]}, "
+                f"but the data begin on {first_day}; pass fewer --origins or later --cutoff"
+            )
+        out.append(shifted)
+    return out
+
+
+def _origin_scores(
+    ws: Settings,
+    spec: EvalSpec,
+    cutoffs: list[date],
+    horizon: int,
+    say: Callable[[str], None],
+) -> dict[str, Any]:
+    """Every candidate's point metrics, and the best model's gain over the best
+    baseline, at one further origin (no bootstrap, nothing tracked)."""
+    from clm.ml.train import build_set, join_features
+
+    data = build_set(ws, cutoffs, horizon, spec.split, max_rows=ws.max_training_rows)
+    btyd = BTYD(ws.validated_dir, horizon)
+    out: dict[str, Any] = {"test_cutoff": data.test_cutoff.isoformat(), "tasks": {}}
+    prefix = f"origin {data.test_cutoff}: "
+    for task in ("churn", "clv"):
+        rows = join_features(ws, data, task)
+        cands = run_candidates(
+            rows,
+            families=spec.families,
+            trials=spec.trials,
+            seed=ws.seed,
+            btyd=btyd,
+            horizon_days=horizon,
+            on_step=lambda m: say(f"{prefix}{m}"),
+        )
+        out["tasks"][task] = {c.name: {"kind": c.kind, "metrics": c.scores} for c in cands}
+    return out
+
+
+def rolling_summary(origins: list[dict[str, Any]]) -> dict[str, Any]:
+    """Per task, candidate and metric: the value at each origin and their mean; and
+    per metric the best model's mean gain over the best baseline (by mean)."""
+    summary: dict[str, Any] = {
+        "test_cutoffs": [o["test_cutoff"] for o in origins],
+        "tasks": {},
+    }
+    for task in origins[0]["tasks"]:
+        names = origins[0]["tasks"][task]
+        table: dict[str, Any] = {}
+        for name, first in names.items():
+            metrics = {}
+            for metric in first["metrics"]:
+                values = [float(o["tasks"][task][name]["metrics"][metric]) for o in origins]
+                metrics[metric] = {"values": values, "mean": float(np.mean(values))}
+            table[name] = {"kind": first["kind"], "metrics": metrics}
+        versus = {}
+        kinds = {n: t["kind"] for n, t in table.items()}
+        for metric in next(iter(table.values()))["metrics"] if table else []:
+            means = {n: table[n]["metrics"][metric]["mean"] for n in table}
+            pools = {k: {n: v for n, v in means.items() if kinds[n] == k} for k in kinds.values()}
+            if not pools.get("model") or not pools.get("baseline"):
+                continue
+            model, baseline = _best(metric, pools["model"]), _best(metric, pools["baseline"])
+            gains = [
+                float(gain(metric, a, b))
+                for a, b in zip(
+                    table[model]["metrics"][metric]["values"],
+                    table[baseline]["metrics"][metric]["values"],
+                    strict=True,
+                )
+            ]
+            versus[metric] = {
+                "model": model,
+                "baseline": baseline,
+                "gains": gains,
+                "mean_gain": float(np.mean(gains)),
+                "origins_won": sum(g > 0 for g in gains),
+            }
+        summary["tasks"][task] = {"candidates": table, "versus_best_baseline": versus}
+    return summary
+
+
 def evaluate(
     spec: EvalSpec, base: Settings, say: Callable[[str], None] = log.info
 ) -> dict[str, Any]:
@@ -257,6 +359,8 @@ def evaluate(
             ONLINE_RETAIL_HORIZON if spec.dataset == "online-retail" else ws.horizon_days
         )
         cutoffs = sorted(spec.cutoffs) or default_cutoffs(spec, ws, horizon)
+        first_day = list_partitions(ws.validated_dir, "orders")[0]
+        further = origin_cutoffs(cutoffs, max(1, spec.origins), first_day)[1:]
         say(f"building the {spec.split} split at cutoffs {[c.isoformat() for c in cutoffs]}")
         data = build_set(ws, cutoffs, horizon, spec.split, max_rows=ws.max_training_rows)
         from clm.data import feature_store
@@ -333,6 +437,26 @@ def evaluate(
             report["tasks"][task] = task_report
             if spec.track:
                 _track(base, spec, report, task, rows, cands)
+        if further:
+            first = {
+                "test_cutoff": report["test_cutoff"],
+                "tasks": {
+                    task: {
+                        e["name"]: {
+                            "kind": e["kind"],
+                            "metrics": {m: v["value"] for m, v in e["metrics"].items()},
+                        }
+                        for e in body["candidates"]
+                        if e["kind"] != "ceiling"
+                    }
+                    for task, body in report["tasks"].items()
+                },
+            }
+            rest = []
+            for shifted in further:
+                say(f"rolling origin: test cutoff {shifted[-1]}")
+                rest.append(_origin_scores(ws, spec, shifted, horizon, say))
+            report["rolling_origin"] = rolling_summary([first, *rest])
     report["seconds"] = round(time.perf_counter() - t0, 1)
     return report
 

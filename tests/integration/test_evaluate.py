@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import date, timedelta
 from pathlib import Path
 
 import mlflow
@@ -21,8 +22,8 @@ def test_evaluate_prints_and_writes_the_comparison_with_the_oracle_ceiling(
 ) -> None:
     out = tmp_path / "out.json"
     args = ["evaluate", "--dataset", "simulated", "--customers", "1000", "--days", "420"]
-    args += ["--trials", "2", "--bootstrap", "60", "--json", str(out)]
-    result = CliRunner().invoke(app, args)
+    args += ["--trials", "2", "--bootstrap", "60"]
+    result = CliRunner().invoke(app, [*args, "--origins", "2", "--json", str(out)])
     assert result.exit_code == 0, result.output
     report = json.loads(out.read_text())
     assert report["split"] == "time" and len(report["cutoffs"]) == 3
@@ -54,6 +55,21 @@ def test_evaluate_prints_and_writes_the_comparison_with_the_oracle_ceiling(
         assert versus[primary]["decided"]
     assert "oracle" in result.output and "rfm_logreg" in result.output
     assert "best model against best baseline" in result.output
+    assert "mean over 2 rolling origins" in result.output
+
+    # the second origin: every cutoff four weeks earlier, trained and tested again
+    rolling = report["rolling_origin"]
+    first_test = date.fromisoformat(report["test_cutoff"])
+    assert rolling["test_cutoffs"] == [str(first_test), str(first_test - timedelta(days=28))]
+    for task, body in rolling["tasks"].items():
+        entries = {e["name"]: e for e in report["tasks"][task]["candidates"]}
+        assert set(body["candidates"]) == set(entries) - {"oracle"}
+        for name, cand in body["candidates"].items():
+            for metric, v in cand["metrics"].items():
+                assert v["values"][0] == entries[name]["metrics"][metric]["value"]
+                assert v["mean"] == pytest.approx(sum(v["values"]) / 2)
+        primary = report["tasks"][task]["primary"]
+        assert body["versus_best_baseline"][primary]["origins_won"] == 2
 
     # the runs are in MLflow, one parent per task, one child per candidate
     setup_mlflow(settings)
@@ -70,7 +86,7 @@ def test_evaluate_prints_and_writes_the_comparison_with_the_oracle_ceiling(
 
     # a second run reuses the landed workspace and gives the same figures
     again = tmp_path / "again.json"
-    result = CliRunner().invoke(app, [*args[:-1], str(again), "--no-track"])
+    result = CliRunner().invoke(app, [*args, "--origins", "1", "--json", str(again), "--no-track"])
     assert result.exit_code == 0, result.output
     second = json.loads(again.read_text())
     for task, body in report["tasks"].items():

@@ -271,7 +271,59 @@ def evaluation(report: dict[str, Any]) -> None:
                 )
         if "targets" in body:
             _targets(task, body["targets"])
+        if "rolling_origin" in report:
+            _rolling(task, report["rolling_origin"])
     console.print(f"done in {report['seconds']:.0f} s; workspace {report['workspace']}")
+
+
+def _rolling(task: str, rolling: dict[str, Any]) -> None:
+    """Each candidate's metrics averaged over the rolling origins, the best in green."""
+    from clm.ml.evaluate import best_value
+    from clm.ml.metrics import LOWER_IS_BETTER
+
+    body = rolling["tasks"][task]
+    cutoffs = rolling["test_cutoffs"]
+    t = Table(
+        title=f"{task}: mean over {len(cutoffs)} rolling origins (test cutoffs "
+        f"{', '.join(cutoffs)})",
+        title_justify="left",
+    )
+    t.add_column("candidate")
+    t.add_column("kind")
+    entries = [
+        {
+            "name": n,
+            "kind": c["kind"],
+            "metrics": {m: {"value": v["mean"]} for m, v in c["metrics"].items()},
+        }
+        for n, c in body["candidates"].items()
+    ]
+    metrics = list(entries[0]["metrics"])
+    for m in metrics:
+        t.add_column(f"{m} {'↓' if m in LOWER_IS_BETTER else '↑'}", justify="right")
+    best = {m: best_value(entries, m, ("model", "baseline")) for m in metrics}
+    for e in entries:
+        t.add_row(
+            e["name"],
+            e["kind"],
+            *(
+                Text(
+                    f"{e['metrics'][m]['value']:.3f}",
+                    style="bold green" if e["metrics"][m]["value"] == best[m] else "",
+                )
+                for m in metrics
+            ),
+        )
+    t.add_row(
+        "best model − best baseline",
+        "origins won",
+        *(
+            f"{v['mean_gain']:+.3g} ({v['origins_won']}/{len(cutoffs)})"
+            for v in (body["versus_best_baseline"][m] for m in metrics)
+        ),
+        style="italic",
+    )
+    print_wide(t, 150)
 
 
 def _versus(task: str, rows: dict[str, Any]) -> None:
