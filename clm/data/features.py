@@ -359,6 +359,10 @@ def training_cutoffs(ds: date, horizon_days: int, n_train: int, spacing_days: in
     """Cutoffs a training run at ``ds`` needs, oldest first; the last is the test cutoff.
 
     The test cutoff is the latest whose label window (t, t+H] is complete by ds.
+    The ``n_train`` training cutoffs are ``spacing_days`` apart, the latest the
+    last whose label window closes by the test cutoff: no training label looks
+    into the test window, so the test metrics are out of time.
     """
     test = ds - timedelta(days=horizon_days)
-    return [test - timedelta(days=spacing_days * k) for k in range(n_train, -1, -1)]
+    last = test - timedelta(days=horizon_days)
+    return [last - timedelta(days=spacing_days * k) for k in range(n_train - 1, -1, -1)] + [test]

@@ -165,18 +165,29 @@ def land(spec: EvalSpec, ws: Settings, say: Callable[[str], None]) -> None:
 
 
 def default_cutoffs(spec: EvalSpec, ws: Settings, horizon: int) -> list[date]:
-    """The reference split for UCI; for the others, three cutoffs 13 weeks apart,
-    the last the latest whose label window is complete (a latent day when simulated).
-    """
-    if spec.dataset == "online-retail":
-        return list(ONLINE_RETAIL_CUTOFFS)
-    last = list_partitions(ws.validated_dir, "orders")[-1]
-    test = last - timedelta(days=horizon)
-    if spec.dataset == "simulated":
-        from clm.ml.oracle import latent_days
+    """The training cutoffs the train DAG would use, and the test cutoff.
 
-        test = max(d for d in latent_days(ws.truth_dir) if d <= test)
-    return [test - timedelta(days=SIM_SPACING_DAYS * k) for k in (2, 1, 0)]
+    The test cutoff is UCI's reference one (2011-09-09); for the others the
+    latest whose label window is complete (a latent day when simulated). The
+    training cutoffs are those of :func:`clm.data.features.training_cutoffs`
+    (``CLM_TRAIN_CUTOFFS`` of them, ``CLM_CUTOFF_SPACING_DAYS`` apart, every
+    label window closed by the test cutoff), those after the data begin.
+    """
+    from clm.data.features import training_cutoffs
+
+    days = list_partitions(ws.validated_dir, "orders")
+    if spec.dataset == "online-retail":
+        test = ONLINE_RETAIL_CUTOFFS[-1]
+    else:
+        test = days[-1] - timedelta(days=horizon)
+        if spec.dataset == "simulated":
+            from clm.ml.oracle import latent_days
+
+            test = max(d for d in latent_days(ws.truth_dir) if d <= test)
+    cutoffs = training_cutoffs(
+        test + timedelta(days=horizon), horizon, ws.train_cutoffs, ws.cutoff_spacing_days
+    )
+    return [c for c in cutoffs if c > days[0]]
 
 
 def _verdicts(task: str, cands: list[Candidate]) -> dict[str, Any]:
@@ -251,20 +262,23 @@ def _targets(task: str, cands: list[Candidate]) -> dict[str, Any]:
 
 def origin_cutoffs(cutoffs: list[date], origins: int, first_day: date) -> list[list[date]]:
     """The cutoffs of each rolling origin, the given ones first, each further one
-    :data:`ORIGIN_STEP_DAYS` earlier.
+    :data:`ORIGIN_STEP_DAYS` earlier; cutoffs that would fall before the data
+    begin are left out.
 
     Raises:
-        ValueError: if an origin's first cutoff would fall before the data begin.
+        ValueError: if an origin would keep no training cutoff.
     """
     out = []
     for k in range(origins):
         shifted = [c - timedelta(days=ORIGIN_STEP_DAYS * k) for c in cutoffs]
-        if shifted[0] <= first_day:
+        kept = [c for c in shifted if c > first_day]
+        if len(cutoffs) > 1 and len(kept) < 2:
             raise ValueError(
-                f"{origins} rolling origins move the first cutoff back to {shifted[0]}, "
-                f"but the data begin on {first_day}; pass fewer --origins or later --cutoff"
+                f"{origins} rolling origins move the cutoffs back to {shifted[0]} .. "
+                f"{shifted[-1]}, but the data begin on {first_day}; pass fewer --origins "
+                "or later --cutoff"
             )
-        out.append(shifted)
+        out.append(kept)
     return out
 
 

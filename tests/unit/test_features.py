@@ -1,4 +1,4 @@
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 
 import pandas as pd
 import pytest
@@ -108,8 +108,12 @@ def test_no_orders_is_an_error(tmp_path) -> None:
 
 
 def test_training_cutoffs_end_at_the_last_complete_window() -> None:
-    cutoffs = training_cutoffs(date(2024, 12, 31), 90, 2, 30)
-    assert cutoffs == [date(2024, 8, 3), date(2024, 9, 2), date(2024, 10, 2)]
+    cutoffs = training_cutoffs(date(2024, 12, 31), 90, 3, 7)
+    assert cutoffs == [date(2024, 6, 20), date(2024, 6, 27), date(2024, 7, 4), date(2024, 10, 2)]
+    test = cutoffs[-1]
+    assert test + timedelta(days=90) == date(2024, 12, 31)  # the test window is complete
+    for cutoff in cutoffs[:-1]:  # and no training label window reaches into it
+        assert cutoff + timedelta(days=90) <= test
 
 
 def test_snapshots_have_one_layout_and_are_made_once(validated, tmp_path) -> None:
