@@ -30,7 +30,10 @@ class Settings(BaseSettings):
     seed: int = Field(default=42, description="Seed for simulation, splits and models.")
     horizon_days: int = Field(default=90, ge=7, description="Label horizon H in days.")
     train_cutoffs: int = Field(
-        default=3, ge=1, description="Number of monthly training cutoffs before the test cutoff."
+        default=3,
+        ge=1,
+        description="Training cutoffs, CLM_CUTOFF_SPACING_DAYS apart, the latest the last "
+        "whose label window closes by the test cutoff.",
     )
     cutoff_spacing_days: int = Field(default=30, ge=1, description="Days between cutoffs.")
     max_training_rows: int = Field(

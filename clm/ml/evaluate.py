@@ -46,8 +46,6 @@ ONLINE_RETAIL_TARGETS = {
     "churn": {"roc_auc": 0.737, "pr_auc": 0.622, "top_decile_lift": 1.57, "log_loss": 0.613},
     "clv": {"spearman": 0.511, "normalized_gini": 0.688},
 }
-# Simulated cutoffs step back 13 weeks, so each falls on a latent snapshot day.
-SIM_SPACING_DAYS = 91
 # Rolling origin: each further evaluation moves every cutoff back four weeks (a
 # latent snapshot day on the simulated shop, which keeps one a week).
 ORIGIN_STEP_DAYS = 28

@@ -56,7 +56,8 @@ class TrainResult:
 
 
 def build_training_set(settings: Settings, ds: date, horizon_days: int) -> TrainingSet:
-    """The training set a run at ``ds`` uses: monthly cutoffs, the last one out of time.
+    """The training set a run at ``ds`` uses: the training cutoffs and, out of time,
+    the test cutoff (:func:`clm.data.features.training_cutoffs`).
 
     Raises:
         ValueError: if no cutoff has labelled customers.

@@ -35,7 +35,10 @@ def evaluate(
         list[str] | None,
         typer.Option(
             help="A cutoff date; repeat for several. The last is the test cutoff. Default: "
-            "the reference split for online-retail, else three cutoffs 13 weeks apart."
+            "the train DAG's cutoffs (CLM_TRAIN_CUTOFFS, CLM_CUTOFF_SPACING_DAYS apart, "
+            "label windows closed by the test cutoff) before the latest complete test "
+            "cutoff (online-retail: 2011-09-09). The published UCI split: --cutoff "
+            "2011-03-11 --cutoff 2011-06-09 --cutoff 2011-09-09."
         ),
     ] = None,
     horizon: Annotated[
