@@ -287,27 +287,42 @@ def _origin_scores(
     horizon: int,
     say: Callable[[str], None],
 ) -> dict[str, Any]:
-    """Every candidate's point metrics, and the best model's gain over the best
-    baseline, at one further origin (no bootstrap, nothing tracked)."""
-    from clm.ml.train import build_set, join_features
+    """Every candidate's point metrics at one further origin (no bootstrap, nothing
+    tracked)."""
+    from clm.ml.train import build_set
 
     data = build_set(ws, cutoffs, horizon, spec.split, max_rows=ws.max_training_rows)
     btyd = BTYD(ws.validated_dir, horizon)
     out: dict[str, Any] = {"test_cutoff": data.test_cutoff.isoformat(), "tasks": {}}
     prefix = f"origin {data.test_cutoff}: "
     for task in ("churn", "clv"):
-        rows = join_features(ws, data, task)
-        cands = run_candidates(
-            rows,
-            families=spec.families,
-            trials=spec.trials,
-            seed=ws.seed,
-            btyd=btyd,
-            horizon_days=horizon,
-            on_step=lambda m: say(f"{prefix}{m}"),
-        )
+        _, cands = _candidates(ws, spec, data, task, btyd, lambda m: say(f"{prefix}{m}"))
         out["tasks"][task] = {c.name: {"kind": c.kind, "metrics": c.scores} for c in cands}
     return out
+
+
+def _candidates(
+    ws: Settings,
+    spec: EvalSpec,
+    data: Any,
+    task: str,
+    btyd: BTYD,
+    say: Callable[[str], None],
+) -> tuple[Any, list[Candidate]]:
+    """The task's rows joined through Feast, and every candidate trained and scored."""
+    from clm.ml.train import join_features
+
+    rows = join_features(ws, data, task)
+    cands = run_candidates(
+        rows,
+        families=spec.families,
+        trials=spec.trials,
+        seed=ws.seed,
+        btyd=btyd,
+        horizon_days=btyd.horizon_days,
+        on_step=say,
+    )
+    return rows, cands
 
 
 def rolling_summary(origins: list[dict[str, Any]]) -> dict[str, Any]:
@@ -361,7 +376,7 @@ def evaluate(
     Raises:
         ValueError: for an unknown split or a data set too small to split.
     """
-    from clm.ml.train import build_set, join_features
+    from clm.ml.train import build_set
 
     t0 = time.perf_counter()
     ws = workspace(spec, base)
@@ -395,16 +410,7 @@ def evaluate(
             "tasks": {},
         }
         for task in ("churn", "clv"):
-            rows = join_features(ws, data, task)
-            cands = run_candidates(
-                rows,
-                families=spec.families,
-                trials=spec.trials,
-                seed=ws.seed,
-                btyd=btyd,
-                horizon_days=horizon,
-                on_step=say,
-            )
+            rows, cands = _candidates(ws, spec, data, task, btyd, say)
             y = rows.y("test")
             preds = {c.name: c.pred for c in cands}
             oracle = None
