@@ -214,10 +214,22 @@ def print_wide(renderable: Any, width: int) -> None:
         console.width = narrow
 
 
+def _candidate_table(title: str, metrics: list[str]) -> Table:
+    """A table with a row per candidate: its name, its kind, and a column per metric
+    with the direction that is better."""
+    from clm.ml.metrics import LOWER_IS_BETTER
+
+    table = Table(title=title, title_justify="left")
+    table.add_column("candidate")
+    table.add_column("kind")
+    for m in metrics:
+        table.add_column(f"{m} {'↓' if m in LOWER_IS_BETTER else '↑'}", justify="right")
+    return table
+
+
 def evaluation(report: dict[str, Any]) -> None:
     """``clm evaluate``'s comparison: each candidate's metrics and intervals, verdicts, targets."""
     from clm.ml.evaluate import best_value
-    from clm.ml.metrics import LOWER_IS_BETTER
 
     rows = report["rows"]
     console.print(
@@ -231,16 +243,11 @@ def evaluation(report: dict[str, Any]) -> None:
     for task, body in report["tasks"].items():
         entries = body["candidates"]
         metrics = list(entries[0]["metrics"])
-        table = Table(
-            title=f"{task}: {body['label']} (primary {body['primary']}; "
+        table = _candidate_table(
+            f"{task}: {body['label']} (primary {body['primary']}; "
             f"95% bootstrap intervals, {report['bootstrap_resamples']} resamples)",
-            title_justify="left",
+            metrics,
         )
-        table.add_column("candidate")
-        table.add_column("kind")
-        for m in metrics:
-            arrow = "↓" if m in LOWER_IS_BETTER else "↑"
-            table.add_column(f"{m} {arrow}", justify="right")
         best = {m: best_value(entries, m, ("model", "baseline")) for m in metrics}
         for e in entries:
             cells = []
@@ -279,17 +286,9 @@ def evaluation(report: dict[str, Any]) -> None:
 def _rolling(task: str, rolling: dict[str, Any]) -> None:
     """Each candidate's metrics averaged over the rolling origins, the best in green."""
     from clm.ml.evaluate import best_value
-    from clm.ml.metrics import LOWER_IS_BETTER
 
     body = rolling["tasks"][task]
     cutoffs = rolling["test_cutoffs"]
-    t = Table(
-        title=f"{task}: mean over {len(cutoffs)} rolling origins (test cutoffs "
-        f"{', '.join(cutoffs)})",
-        title_justify="left",
-    )
-    t.add_column("candidate")
-    t.add_column("kind")
     entries = [
         {
             "name": n,
@@ -299,8 +298,10 @@ def _rolling(task: str, rolling: dict[str, Any]) -> None:
         for n, c in body["candidates"].items()
     ]
     metrics = list(entries[0]["metrics"])
-    for m in metrics:
-        t.add_column(f"{m} {'↓' if m in LOWER_IS_BETTER else '↑'}", justify="right")
+    t = _candidate_table(
+        f"{task}: mean over {len(cutoffs)} rolling origins (test cutoffs {', '.join(cutoffs)})",
+        metrics,
+    )
     best = {m: best_value(entries, m, ("model", "baseline")) for m in metrics}
     for e in entries:
         t.add_row(
