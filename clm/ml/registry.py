@@ -118,12 +118,12 @@ def load_version(uri: str) -> Any:
     """
     import mlflow
 
-    from clm.ml.models import Calibration, Trained
+    from clm.ml.models import Trained, load_calibration
 
     info = mlflow.models.get_model_info(uri)
     metadata = info.metadata or {}
     task = metadata.get("task", "churn" if "clm-churn" in uri else "clv")
-    calibration = Calibration.from_dict(metadata.get("calibration"))
+    calibration = load_calibration(metadata.get("calibration"))
     reference = metadata.get("reference")
     if "xgboost" in info.flavors:
         return Trained(mlflow.xgboost.load_model(uri), "xgboost", task, calibration, reference)

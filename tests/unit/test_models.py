@@ -18,6 +18,7 @@ from clm.ml.metrics import (
     churn_metrics,
     gain,
     paired_gain,
+    value_metrics,
 )
 
 
@@ -110,9 +111,29 @@ def test_platt_calibration_fixes_a_miscalibrated_score() -> None:
     # ranking is untouched, so ROC AUC is the same
     auc_before = churn_metrics(y[2500:], skewed[2500:])["roc_auc"]
     assert churn_metrics(y[2500:], cal.apply(skewed[2500:]))["roc_auc"] == pytest.approx(auc_before)
-    assert models.Calibration.from_dict(cal.as_dict()) == cal
+    assert models.load_calibration(cal.as_dict()) == cal
     with pytest.raises(ValueError, match="unknown calibration"):
-        models.Calibration.from_dict({"method": "isotonic"})
+        models.load_calibration({"method": "isotonic"})
+
+
+def test_spend_is_scaled_to_the_validation_total_and_keeps_its_ranks() -> None:
+    rng = np.random.default_rng(4)
+    spend = rng.gamma(0.3, 400.0, 4000)  # heavy-tailed, like a shop's
+    short = spend * 0.7 + rng.normal(0, 5, 4000).clip(0)  # ranks about right, total short
+    scale = models.fit_total_scale(short[:2000], spend[:2000])
+    assert scale is not None and scale.factor > 1.2
+    held_total = 100 * scale.apply(short[2000:]).sum() / spend[2000:].sum()
+    assert 90 < held_total < 110
+    before, after = (
+        value_metrics(spend[2000:], short[2000:]),
+        value_metrics(spend[2000:], scale.apply(short[2000:])),
+    )
+    assert after["normalized_gini"] == pytest.approx(before["normalized_gini"])
+    assert after["spearman"] == pytest.approx(before["spearman"])
+    assert models.load_calibration(scale.as_dict()) == scale
+    # Nothing to scale by: no calibration rather than a division by zero.
+    assert models.fit_total_scale(np.zeros(10), np.ones(10)) is None
+    assert models.fit_total_scale(np.ones(10), np.zeros(10)) is None
 
 
 def test_calibration_error_of_perfect_and_constant_predictions() -> None:
