@@ -14,7 +14,14 @@ from feast import FeatureView, Field, RequestSource
 from feast.on_demand_feature_view import on_demand_feature_view
 from feast.types import Float64
 
-from clm.data.features import AS_OF, ENGAGEMENT_VIEW, ORDER_VIEW, TIME_RELATIVE, stored_features
+from clm.data.features import (
+    AS_OF,
+    ENGAGEMENT_VIEW,
+    ORDER_VIEW,
+    SCALE_FREE,
+    TIME_RELATIVE,
+    stored_features,
+)
 
 # A snapshot is valid for its day only: a row never borrows an older snapshot.
 SNAPSHOT_TTL = timedelta(days=1)
@@ -62,10 +69,11 @@ as_of = RequestSource(
     sources=[order_features, engagement_features, as_of],
     # No descriptions on these fields: Feast compares them with fields it infers,
     # descriptions included (FEATURE_DESCRIPTIONS has them).
-    schema=[Field(name=n, dtype=Float64) for n in TIME_RELATIVE],
+    schema=[Field(name=n, dtype=Float64) for n in [*TIME_RELATIVE, *SCALE_FREE]],
     mode="pandas",
     description="Recency, tenure and days since the last visit, from their anchor days at read "
-    "time: a day's materialization writes only the customers whose stored values changed.",
+    "time, and the scale-free rates and ratios that divide by them: a day's materialization "
+    "writes only the customers whose stored values changed.",
     owner="data-team@example.com",
     tags={"team": "clm"},
 )
@@ -73,9 +81,9 @@ def time_relative(inputs: pd.DataFrame) -> pd.DataFrame:
     # Feast stores this function serialized, without this module's names: import here.
     import pandas as pd
 
-    from clm.data.features import AS_OF, TIME_RELATIVE
+    from clm.data.features import AS_OF, TIME_RELATIVE, scale_free
 
-    out = pd.DataFrame(index=inputs.index)
+    ages = pd.DataFrame(index=inputs.index)
     for name, (anchor, _, _) in TIME_RELATIVE.items():
-        out[name] = (inputs[AS_OF] - inputs[anchor]).astype("float64")
-    return out
+        ages[name] = (inputs[AS_OF] - inputs[anchor]).astype("float64")
+    return ages.join(scale_free(inputs.drop(columns=list(ages), errors="ignore").join(ages)))

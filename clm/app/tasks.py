@@ -210,11 +210,12 @@ def _days_for(settings: Settings, context: dict[str, Any], stage: str) -> list[t
 def compute_features(context: dict[str, Any]) -> dict[str, Any]:
     """Compute the feature snapshots (Feast offline source) of every due day."""
     from clm.data import ledger
-    from clm.data.features import write_snapshot
+    from clm.data.features import refresh_outdated, write_snapshot
 
     settings = _settings()
     done = []
     with _locked(settings, context):
+        refresh_outdated(settings.features_dir, settings.validated_dir)
         for ds, gen in _days_for(settings, context, "snapshot"):
             paths = write_snapshot(settings.features_dir, settings.validated_dir, ds)
             ledger.record(settings, "snapshot", ds, gen)

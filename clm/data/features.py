@@ -53,6 +53,8 @@ ORDER_FEATURES: dict[str, str] = {
     "ipt_std_days": "Std of days between purchase days (null with fewer than three).",
     "max_gap_days": "Longest gap between purchase days.",
     "last_gap_days": "Days between the last two purchase days (null with one).",
+    "ipt_cv": "Regularity: std over mean of the days between purchase days (null with fewer "
+    "than three).",
     "trend_ratio_30_90": "Orders in the last 30 days over the monthly rate of the 90 before.",
     "category_breadth": "Distinct categories bought.",
     "discount_share": "Share of completed orders with a discount.",
@@ -70,7 +72,22 @@ ENGAGEMENT_FEATURES: dict[str, str] = {
     "low_ratings_90d": "Reviews rated 1 or 2 in the last 90 days.",
     "avg_rating": "Mean review rating ever (null if none).",
 }
-FEATURE_DESCRIPTIONS = {**ORDER_FEATURES, **ENGAGEMENT_FEATURES}
+# Scale-free features: lifetime counts and sums grow with the history, so at a
+# later cutoff trees meet values they never saw in training; these mean the same
+# at any cutoff. They divide by an age, so they change every day a customer does
+# nothing: the on-demand view ``time_relative`` derives them at read time, with
+# :func:`scale_free` (the snapshot uses the same function).
+SCALE_FREE: dict[str, str] = {
+    "orders_per_30d": "Completed orders per 30 days since the first order (at least 30 days "
+    "counted).",
+    "spend_per_30d": "Spend on completed orders per 30 days since the first order (at least "
+    "30 days counted).",
+    "recency_over_ipt": "Days since the last order over the customer's mean days between "
+    "purchase days: above 1, overdue by their own rhythm (null with one purchase day).",
+    "recency_share": "Days since the last order over days since the first: 0 bought on the "
+    "last day, 1 never came back (0 for a first order that day).",
+}
+FEATURE_DESCRIPTIONS = {**ORDER_FEATURES, **ENGAGEMENT_FEATURES, **SCALE_FREE}
 
 # Features that grow by one every day a customer does nothing. The online store
 # keeps their anchor day instead, and Feast's on-demand view ``time_relative``
@@ -105,6 +122,24 @@ def stored_features(view: str) -> dict[str, str]:
     stored = {n: d for n, d in features.items() if n not in TIME_RELATIVE}
     stored |= {a: d for a, v, d in TIME_RELATIVE.values() if v == view}
     return stored
+
+
+def scale_free(frame: pd.DataFrame) -> pd.DataFrame:
+    """The :data:`SCALE_FREE` features of each row of ``frame``, which has the ages
+    (``recency_days``, ``tenure_days``) and the order view's stored columns."""
+    tenure = frame["tenure_days"].astype("float64")
+    recency = frame["recency_days"].astype("float64")
+    counted = tenure.clip(lower=30.0)
+    ipt = frame["ipt_mean_days"].astype("float64")
+    return pd.DataFrame(
+        {
+            "orders_per_30d": frame["frequency_lifetime"] * 30.0 / counted,
+            "spend_per_30d": frame["monetary_lifetime"] * 30.0 / counted,
+            "recency_over_ipt": recency / ipt.where(ipt > 0),
+            "recency_share": (recency / tenure.where(tenure > 0)).mask(tenure == 0, 0.0),
+        },
+        index=frame.index,
+    ).astype("float64")
 
 
 def with_anchors(frame: pd.DataFrame, view: str, ds: date) -> pd.DataFrame:
@@ -193,6 +228,7 @@ SELECT agg.customer_id,
     CAST(ipt_std_days AS DOUBLE) AS ipt_std_days,
     CAST(max_gap_days AS DOUBLE) AS max_gap_days,
     CAST(last_gap_days AS DOUBLE) AS last_gap_days,
+    CASE WHEN ipt_mean_days > 0 THEN ipt_std_days / ipt_mean_days END AS ipt_cv,
     CASE WHEN prev_90d > 0 THEN frequency_30d / (prev_90d / 3.0) END AS trend_ratio_30_90,
     CAST(category_breadth AS DOUBLE) AS category_breadth,
     CAST(discount_share AS DOUBLE) AS discount_share,
@@ -270,6 +306,7 @@ def compute_features(validated_dir: Path, ds: date) -> tuple[pd.DataFrame, pd.Da
             )
     finally:
         con.close()
+    orders = orders.join(scale_free(orders))
     with_anchors(orders, ORDER_VIEW, ds)
     with_anchors(engagement, ENGAGEMENT_VIEW, ds)
     stamp = pd.Timestamp(snapshot_timestamp(ds))
@@ -345,9 +382,52 @@ def read_snapshot(features_dir: Path, ds: date) -> pd.DataFrame:
     )
 
 
+def snapshot_columns(view: str) -> set[str]:
+    """The columns a current snapshot of ``view`` has (what the Feast views and scoring read)."""
+    extra = set(SCALE_FREE) if view == ORDER_VIEW else set()
+    features = ORDER_FEATURES if view == ORDER_VIEW else ENGAGEMENT_FEATURES
+    return set(stored_features(view)) | set(features) | extra
+
+
+def outdated_snapshots(features_dir: Path) -> list[date]:
+    """Days whose snapshot lacks a column the current feature definitions have.
+
+    Feast reads every partition of a view's source, so one snapshot written
+    before a feature was added breaks every join; the rows are recomputed from
+    the validated data, as of their day, by :func:`refresh_outdated`.
+    """
+    import pyarrow.parquet as pq
+
+    out = []
+    for day in snapshot_days(features_dir):
+        for view in VIEWS:
+            files = sorted(snapshot_path(features_dir, view, day).glob("*.parquet"))
+            if files and not snapshot_columns(view) <= set(pq.read_schema(files[0]).names):
+                out.append(day)
+                break
+    return out
+
+
+def refresh_outdated(features_dir: Path, validated_dir: Path) -> list[date]:
+    """Recompute every snapshot written before the current feature definitions."""
+    days = outdated_snapshots(features_dir)
+    if days:
+        log.warning(
+            "%d feature snapshots (%s .. %s) predate the current feature definitions: "
+            "recomputing them from the validated data",
+            len(days),
+            days[0],
+            days[-1],
+        )
+    for day in days:
+        write_snapshot(features_dir, validated_dir, day)
+    return days
+
+
 def ensure_snapshots(features_dir: Path, validated_dir: Path, days: list[date]) -> list[date]:
-    """Compute the snapshots that are missing for ``days``; return the days computed."""
-    made = []
+    """Compute the snapshots that are missing for ``days``, and any written before the
+    current feature definitions; return the days computed."""
+    made = refresh_outdated(features_dir, validated_dir)
     for day in days:
         if not has_snapshot(features_dir, day):
             write_snapshot(features_dir, validated_dir, day)

@@ -1,3 +1,4 @@
+import math
 from datetime import UTC, date, datetime, timedelta
 
 import pandas as pd
@@ -6,7 +7,9 @@ import pytest
 from clm.core.io import write_partition
 from clm.data.features import (
     ENGAGEMENT_FEATURES,
+    FEATURE_DESCRIPTIONS,
     ORDER_FEATURES,
+    SCALE_FREE,
     compute_features,
     training_cutoffs,
 )
@@ -79,6 +82,44 @@ def test_rfm_windows_and_rates_are_exact(validated) -> None:
     assert ea.visits_30d == 1 and ea.low_ratings_90d == 1 and ea.avg_rating == 2
     assert set(orders.columns) >= set(ORDER_FEATURES) | {"event_timestamp"}
     assert set(engagement.columns) >= set(ENGAGEMENT_FEATURES)
+
+
+def test_scale_free_features_are_exact(validated) -> None:
+    orders, _ = compute_features(validated, DS)
+    a, b = (orders.set_index("customer_id").loc[c] for c in ("a", "b"))
+    # a: purchase days 01-10, 03-10, 04-20 (gaps 60 and 41), 3 orders, 60 spent; DS 04-30
+    assert a.ipt_cv == pytest.approx(math.sqrt(((60 - 50.5) ** 2 + (41 - 50.5) ** 2) / 1) / 50.5)
+    assert a.orders_per_30d == pytest.approx(3 * 30 / 111)
+    assert a.spend_per_30d == pytest.approx(60 * 30 / 111)
+    assert a.recency_over_ipt == pytest.approx(10 / 50.5)
+    assert a.recency_share == pytest.approx(10 / 111)
+    # b: one order the day before DS; a tenure under 30 days counts as 30
+    assert b.orders_per_30d == 1.0 and b.spend_per_30d == 5.0 and b.recency_share == 1.0
+    assert math.isnan(b.recency_over_ipt) and math.isnan(b.ipt_cv)
+    # a snapshot of the day of a first order: nothing divides by zero
+    first = compute_features(validated, date(2024, 1, 10))[0].set_index("customer_id").loc["a"]
+    assert (first.recency_share, first.orders_per_30d) == (0.0, 1.0)
+    assert set(SCALE_FREE) <= set(FEATURE_DESCRIPTIONS)
+
+
+def test_a_snapshot_older_than_the_feature_definitions_is_recomputed(validated, tmp_path) -> None:
+    from clm.data.features import (
+        ORDER_VIEW,
+        ensure_snapshots,
+        outdated_snapshots,
+        read_snapshot,
+        snapshot_path,
+    )
+
+    features = tmp_path / "features"
+    ensure_snapshots(features, validated, [DS])
+    current = read_snapshot(features, DS)
+    (path,) = snapshot_path(features, ORDER_VIEW, DS).glob("*.parquet")
+    pd.read_parquet(path).drop(columns=["ipt_cv", "recency_share"]).to_parquet(path)
+    assert outdated_snapshots(features) == [DS]
+    assert ensure_snapshots(features, validated, [DS]) == [DS]  # recomputed, not kept
+    assert outdated_snapshots(features) == []
+    pd.testing.assert_frame_equal(read_snapshot(features, DS), current)
 
 
 def test_nothing_after_ds_leaks_into_features(validated) -> None:
