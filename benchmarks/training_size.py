@@ -2,10 +2,10 @@
 
 On a ``clm bench`` home, this builds the full point-in-time training set through
 Feast (every customer, as ``clm_train`` does with ``max_training_rows=0``), then,
-for each size, cuts it to that many rows of customers drawn at random, as the
-product does (:func:`clm.ml.train.sample_customers`), and fits both families
-with the default hyperparameters on the kept customers' training and validation
-rows. Every fit is scored on the same rows: all the test cutoff's customers. The
+for each size, cuts it to that many rows (customer x cutoff) drawn at random, as
+the product does (:func:`clm.ml.train.sample_rows`), and fits both families
+with the default hyperparameters on the drawn training and validation rows.
+Every fit is scored on the same rows: all the test cutoff's customers. The
 table shows whether a bigger set still buys quality, and what each fit costs.
 
 Usage:
@@ -37,7 +37,7 @@ def measure(home: Path, ds: date, sizes: list[int], console: Console) -> list[di
     from clm.ml import models
     from clm.ml.compare import LABELS, PRIMARY, task_data
     from clm.ml.metrics import score
-    from clm.ml.train import build_set, join_features, sample_customers
+    from clm.ml.train import build_set, join_features, sample_rows
 
     settings = get_settings()
     cutoffs = training_cutoffs(
@@ -53,11 +53,12 @@ def measure(home: Path, ds: date, sizes: list[int], console: Console) -> list[di
         data = task_data(task, joined.frame, joined.names)
         x_test, y_test = data.x("test"), data.y("test")
         for size in [n for n in sizes if n < population] + [population]:
-            kept = set(sample_customers(data.frame, size, settings.seed)["customer_id"])
+            drawn = sample_rows(data.frame, size, settings.seed)
+            kept = set(drawn["customer_id"])
+            keys = drawn[["customer_id", "cutoff"]]
             rows = {}
             for role in ("train", "val"):
-                part = data.rows(role)
-                part = part.loc[part["customer_id"].isin(kept)]
+                part = data.rows(role).merge(keys, on=["customer_id", "cutoff"])
                 rows[role] = (part[data.names].astype("float64"), part[LABELS[task]].to_numpy())
             for family in ("xgboost", "lightgbm"):
                 began = time.perf_counter()

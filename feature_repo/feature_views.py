@@ -83,7 +83,16 @@ def time_relative(inputs: pd.DataFrame) -> pd.DataFrame:
 
     from clm.data.features import AS_OF, TIME_RELATIVE, scale_free
 
-    ages = pd.DataFrame(index=inputs.index)
-    for name, (anchor, _, _) in TIME_RELATIVE.items():
-        ages[name] = (inputs[AS_OF] - inputs[anchor]).astype("float64")
-    return ages.join(scale_free(inputs.drop(columns=list(ages), errors="ignore").join(ages)))
+    # Positional throughout: the offline store's frames can repeat index labels.
+    frame = inputs.reset_index(drop=True)
+    ages = pd.DataFrame(
+        {
+            name: (frame[AS_OF] - frame[anchor]).astype("float64")
+            for name, (anchor, _, _) in TIME_RELATIVE.items()
+        }
+    )
+    frame = frame.drop(columns=list(ages), errors="ignore")
+    frame[list(ages)] = ages
+    out = pd.concat([ages, scale_free(frame)], axis=1)
+    out.index = inputs.index
+    return out

@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 
 from clm.core.io import list_partitions
-from clm.data.features import ENGAGEMENT_FEATURES, ORDER_FEATURES
+from clm.data.features import ENGAGEMENT_FEATURES, ORDER_FEATURES, scale_free
 
 
 def _read(validated_dir: Path, table: str, ds: date, columns: list[str]) -> pd.DataFrame:
@@ -60,6 +60,7 @@ def naive_features(validated_dir: Path, ds: date) -> tuple[pd.DataFrame, pd.Data
     out["ipt_std_days"] = gaps.std()
     out["max_gap_days"] = gaps.max()
     out["last_gap_days"] = gaps.first()  # the smallest age: the latest gap
+    out["ipt_cv"] = out["ipt_std_days"] / out["ipt_mean_days"].where(out["ipt_mean_days"] > 0)
     prev = c[(c["age"] >= 30) & (c["age"] < 120)].groupby("customer_id").size()
     out["category_breadth"] = g["category"].nunique()
     out["discount_share"] = (c["discount"] > 0).groupby(c["customer_id"]).mean()
@@ -74,6 +75,7 @@ def naive_features(validated_dir: Path, ds: date) -> tuple[pd.DataFrame, pd.Data
     orders = out.reset_index()[["customer_id", *ORDER_FEATURES]].astype(
         dict.fromkeys(ORDER_FEATURES, "float64")
     )
+    orders = orders.join(scale_free(orders))  # arithmetic on the row: one definition
 
     e = _read(validated_dir, "events", ds, ["customer_id", "event_ts", "event_type", "rating"])
     e["age"] = _days_before(ds, e["event_ts"])

@@ -30,17 +30,18 @@ class Settings(BaseSettings):
     seed: int = Field(default=42, description="Seed for simulation, splits and models.")
     horizon_days: int = Field(default=90, ge=7, description="Label horizon H in days.")
     train_cutoffs: int = Field(
-        default=3,
+        default=20,
         ge=1,
         description="Training cutoffs, CLM_CUTOFF_SPACING_DAYS apart, the latest the last "
-        "whose label window closes by the test cutoff.",
+        "whose label window closes by the test cutoff (those before the data begin are "
+        "left out). Many time slices stacked beat one, and not only through more rows.",
     )
-    cutoff_spacing_days: int = Field(default=30, ge=1, description="Days between cutoffs.")
+    cutoff_spacing_days: int = Field(default=7, ge=1, description="Days between cutoffs.")
     max_training_rows: int = Field(
         default=800_000,
         ge=0,
         description="Rows (customer x cutoff, every role) a training run learns and is tested "
-        "on; a bigger set keeps the rows of customers drawn at random with the seed (0: all). "
+        "on; a bigger set keeps that many rows drawn at random with the seed (0: all). "
         "Bounds training time and memory; benchmarks/training_size.py measures the learning "
         "curve behind the default.",
     )

@@ -68,26 +68,26 @@ def build_training_set(settings: Settings, ds: date, horizon_days: int) -> Train
     return build_set(settings, cutoffs, horizon_days, max_rows=settings.max_training_rows)
 
 
-def sample_customers(labels: pd.DataFrame, max_rows: int, seed: int) -> pd.DataFrame:
-    """All the rows of customers drawn at random until ``max_rows`` rows (0: no limit).
+def sample_rows(labels: pd.DataFrame, max_rows: int, seed: int) -> pd.DataFrame:
+    """``max_rows`` rows (customer x cutoff) drawn at random, in their order (0: no limit).
 
-    A customer is kept or dropped with all their cutoffs, so each cutoff keeps
-    about the same random share of the shop and the split's roles are unchanged.
+    Rows, not whole customers: with weekly cutoffs a customer has a row at
+    each of 20 or more of them, and drawing whole customers would keep few
+    and similar ones. Each cutoff keeps about the same random share of its
+    customers, and the split's roles are drawn by customer afterwards.
     """
     if max_rows <= 0 or len(labels) <= max_rows:
         return labels
-    counts = labels.groupby("customer_id").size().sort_index()
     # A stream of its own: the split's draws in build_set use the seed itself.
-    order = np.random.default_rng([seed, 1]).permutation(len(counts))
-    fits = np.cumsum(counts.to_numpy()[order]) <= max_rows
-    kept = counts.index[order[fits]]
-    out = labels.loc[labels["customer_id"].isin(kept)].reset_index(drop=True)
+    picked = np.random.default_rng([seed, 1]).choice(len(labels), size=max_rows, replace=False)
+    out = labels.iloc[np.sort(picked)].reset_index(drop=True)
     log.info(
-        "training set: %d of %d rows kept (max_training_rows): %d of %d customers drawn at random",
+        "training set: %d of %d rows (customer x cutoff) drawn at random (max_training_rows), "
+        "%d of %d customers",
         len(out),
         len(labels),
-        len(kept),
-        len(counts),
+        out["customer_id"].nunique(),
+        labels["customer_id"].nunique(),
     )
     return out
 
@@ -134,7 +134,7 @@ def build_set(
         log.info("computed missing feature snapshots for cutoffs %s", made)
     labels = pd.concat(frames, ignore_index=True)
     population = labels["customer_id"].nunique()
-    labels = sample_customers(labels, max_rows, settings.seed)
+    labels = sample_rows(labels, max_rows, settings.seed)
     labels["event_timestamp"] = [pd.Timestamp(snapshot_timestamp(c)) for c in labels["cutoff"]]
 
     test_cutoff = used[-1]

@@ -26,7 +26,7 @@ def test_evaluate_prints_and_writes_the_comparison_with_the_oracle_ceiling(
     result = CliRunner().invoke(app, [*args, "--origins", "2", "--json", str(out)])
     assert result.exit_code == 0, result.output
     report = json.loads(out.read_text())
-    assert report["split"] == "time" and len(report["cutoffs"]) == 4  # 3 training cutoffs
+    assert report["split"] == "time" and len(report["cutoffs"]) == 21  # 20 weekly training
     assert report["rows"]["test"] > 200 and report["rows"]["val"] > 0
     for task, metrics in (
         ("churn", {"roc_auc", "pr_auc", "log_loss", "brier", "top_decile_lift"}),

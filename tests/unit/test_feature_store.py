@@ -285,3 +285,30 @@ def test_a_day_writes_only_the_changed_customers_and_equals_a_full_materializati
         online.loc[corrected.loc[0, "customer_id"], "monetary_lifetime"]
         == (corrected.loc[0, "monetary_lifetime"])
     )
+
+
+def test_time_relative_is_positional_whatever_the_index(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Feast's offline store can hand the on-demand view a frame whose index labels repeat;
+    the derived rows must still be one per input row, in order."""
+    monkeypatch.syspath_prepend(str(PROJECT_ROOT / "feature_repo"))
+    from feature_views import time_relative
+
+    inputs = pd.DataFrame(
+        {
+            AS_OF: [100.0, 100.0, 100.0],
+            "last_order_day": [90.0, 95.0, 100.0],
+            "first_order_day": [0.0, 95.0, 100.0],
+            "last_visit_day": [np.nan, 99.0, 98.0],
+            "frequency_lifetime": [3.0, 1.0, 1.0],
+            "monetary_lifetime": [60.0, 5.0, 5.0],
+            "ipt_mean_days": [50.0, np.nan, np.nan],
+        },
+        index=[7, 7, 3],
+    )
+    out = time_relative.udf(inputs)
+    assert list(out.index) == [7, 7, 3]
+    assert list(out["recency_days"]) == [10.0, 5.0, 0.0]
+    assert list(out["tenure_days"]) == [100.0, 5.0, 0.0]
+    assert out["recency_over_ipt"].iloc[0] == pytest.approx(0.2)
+    assert list(out["recency_share"]) == [0.1, 1.0, 0.0]
+    assert list(out["orders_per_30d"]) == [0.9, 1.0, 1.0]

@@ -8,7 +8,7 @@ from clm.core.settings import Settings
 from clm.data.ingest import ingest
 from clm.ml.metrics import churn_metrics, normalized_gini, top_decile_lift, value_metrics
 from clm.ml.promotion import decide
-from clm.ml.train import build_set, sample_customers
+from clm.ml.train import build_set, sample_rows
 
 
 def test_first_model_is_promoted() -> None:
@@ -64,22 +64,21 @@ def _panel(customers: int, cutoffs: int) -> pd.DataFrame:
     )
 
 
-def test_sample_customers_keeps_whole_customers_and_is_seeded() -> None:
-    panel = _panel(1_000, 3)
-    assert sample_customers(panel, 0, seed=1) is panel
-    assert sample_customers(panel, 3_000, seed=1) is panel
-    drawn = sample_customers(panel, 300, seed=1)
-    assert len(drawn) == 300 and drawn["customer_id"].nunique() == 100
-    assert (drawn.groupby("customer_id").size() == 3).all()  # every cutoff of a kept customer
-    pd.testing.assert_frame_equal(drawn, sample_customers(panel, 300, seed=1))
-    other = sample_customers(panel, 300, seed=2)
-    assert set(other["customer_id"]) != set(drawn["customer_id"])
-    # customers with fewer cutoffs: never more rows than asked, whole customers only
-    uneven = pd.concat([panel, _panel(500, 1).assign(customer_id=lambda f: "N" + f.customer_id)])
-    cut = sample_customers(uneven, 1_001, seed=3)
-    assert 990 < len(cut) <= 1_001
-    sizes = cut.groupby("customer_id").size()
-    assert (sizes == uneven.groupby("customer_id").size().loc[sizes.index]).all()
+def test_sample_rows_draws_rows_at_random_and_is_seeded() -> None:
+    panel = _panel(1_000, 20)
+    assert sample_rows(panel, 0, seed=1) is panel
+    assert sample_rows(panel, 20_000, seed=1) is panel
+    drawn = sample_rows(panel, 2_000, seed=1)
+    assert len(drawn) == 2_000 and not drawn.duplicated().any()
+    assert len(drawn.merge(panel, on=["customer_id", "cutoff"])) == 2_000  # rows of the panel
+    # rows, not whole customers: most of the shop is kept, each at a few cutoffs
+    assert drawn["customer_id"].nunique() > 800
+    # every cutoff keeps about the same share (a tenth here)
+    assert drawn.groupby("cutoff").size().between(60, 140).all()
+    pd.testing.assert_frame_equal(drawn, sample_rows(panel, 2_000, seed=1))
+    assert not drawn.equals(sample_rows(panel, 2_000, seed=2))
+    keys = list(zip(drawn["customer_id"], drawn["cutoff"], strict=True))
+    assert keys == sorted(keys)  # in the panel's order
 
 
 def test_training_set_is_cut_to_max_rows(small_shop: Settings) -> None:
@@ -90,6 +89,7 @@ def test_training_set_is_cut_to_max_rows(small_shop: Settings) -> None:
     assert cut.customers == full.customers == full.frame["customer_id"].nunique()
     assert len(full.frame) > 100 >= len(cut.frame) > 90
     assert cut.frame["customer_id"].nunique() < full.customers
+    assert set(cut.frame["cutoff"]) == set(full.frame["cutoff"])  # every cutoff keeps rows
     merged = cut.frame.merge(full.frame, on=["customer_id", "cutoff"], suffixes=("", "_full"))
     assert len(merged) == len(cut.frame)  # the same rows, labels unchanged
     assert (merged["churned"] == merged["churned_full"]).all()
