@@ -18,15 +18,19 @@ pytestmark = pytest.mark.slow
 
 
 def test_evaluate_prints_and_writes_the_comparison_with_the_oracle_ceiling(
-    settings: Settings, tmp_path: Path
+    settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    # Fewer, wider-spaced cutoffs than the weekly default keep make test quick; the
+    # default's arithmetic is tested in tests/unit/test_features.py.
+    monkeypatch.setenv("CLM_TRAIN_CUTOFFS", "6")
+    monkeypatch.setenv("CLM_CUTOFF_SPACING_DAYS", "14")
     out = tmp_path / "out.json"
-    args = ["evaluate", "--dataset", "simulated", "--customers", "1000", "--days", "420"]
+    args = ["evaluate", "--dataset", "simulated", "--customers", "1000", "--days", "300"]
     args += ["--trials", "0", "--bootstrap", "60"]  # tuning: test_models, the bench test
     result = CliRunner().invoke(app, [*args, "--origins", "2", "--json", str(out)])
     assert result.exit_code == 0, result.output
     report = json.loads(out.read_text())
-    assert report["split"] == "time" and len(report["cutoffs"]) == 21  # 20 weekly training
+    assert report["split"] == "time" and len(report["cutoffs"]) == 7  # 6 training cutoffs
     assert report["rows"]["test"] > 200 and report["rows"]["val"] > 0
     for task, metrics in (
         ("churn", {"roc_auc", "pr_auc", "log_loss", "brier", "top_decile_lift"}),
@@ -37,7 +41,12 @@ def test_evaluate_prints_and_writes_the_comparison_with_the_oracle_ceiling(
         assert {"xgboost", "lightgbm", "oracle"} | baselines[task] == set(entries)
         for e in entries.values():
             assert metrics <= set(e["metrics"])
-            for m in e["metrics"].values():
+            for name, m in e["metrics"].items():
+                if name == "calibration_error":
+                    # Resampling adds binning noise, so bootstrap ECEs sit above the
+                    # sample's: its percentile interval need not hold the estimate.
+                    assert 0 <= m["low"] <= m["high"]
+                    continue
                 assert m["low"] <= m["value"] <= m["high"] or m["low"] == m["high"]
         primary = report["tasks"][task]["primary"]
         oracle = entries["oracle"]["metrics"][primary]["value"]

@@ -185,7 +185,7 @@ def test_a_day_over_the_budget_is_validated_in_slices_with_the_same_result(
     dead.mkdir(parents=True)
     ingest(small_shop, last)
     monkeypatch.setenv("CLM_HOME", str(sliced_home))
-    monkeypatch.setenv("CLM_INGEST_CHUNK_MB", "0.001")  # 1 KB: every day is sliced
+    monkeypatch.setenv("CLM_INGEST_CHUNK_MB", "0.002")  # 2 KB: the days are sliced
     sliced = get_settings()
     with caplog.at_level(logging.INFO, logger="clm.data.ingest"):
         ingest(sliced, last)
