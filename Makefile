@@ -32,20 +32,20 @@ setup: $(STAMP) ## Create .venv and install the pinned dependencies (quick when 
 demo: setup ## Simulate a shop, run it through Airflow with weekly training, print a summary
 	$(BIN)/clm demo
 
-test: setup ## Run the whole test suite (ruff, mypy, the layering contract, unit, DAG integrity, end to end)
+test: setup ## Run the test suite (ruff, mypy, the layering contract, unit, DAG integrity, end to end; not the bench smoke test)
 	@scripts/system-deps
 	$(BIN)/ruff check .
 	@# mypy and the layering contract run beside the tests (the tests leave a core idle while
 	@# they wait on services); their output follows the tests', and either failing fails.
 	@mkdir -p build; ($(BIN)/mypy && $(BIN)/lint-imports --no-cache) > build/static-checks.log 2>&1 & \
-	checks=$$!; $(BIN)/pytest -q $(PYTEST_DIST) --durations=15; tests=$$?; \
+	checks=$$!; $(BIN)/pytest -q $(PYTEST_DIST) -m "not bench" --durations=15; tests=$$?; \
 	wait $$checks; static=$$?; echo "--- mypy and lint-imports"; cat build/static-checks.log; \
 	test $$tests -eq 0 && test $$static -eq 0
 
 test-fast: setup ## Run the tests without the slow end-to-end ones
 	$(BIN)/pytest -q $(PYTEST_DIST) -m "not slow"
 
-test-bench: setup ## Run only the quick clm bench test (10,000 customers; make test runs it too)
+test-bench: setup ## Run the quick clm bench smoke test (3,000 customers, every stage; .ci/run runs it after make test)
 	$(BIN)/pytest -q -m bench
 
 lint: setup ## ruff check, ruff format --check, mypy and the layering contract (lint-imports)

@@ -16,8 +16,8 @@ import pytest
 from clm.app.bench import STAGE_NAMES
 from tests.integration.conftest import clm
 
-# About 17 fresh processes and 110 core-seconds at 3,000 customers (alone: 100 s); make test runs it
-# (make test-bench runs it alone).
+# About 17 fresh processes and 110 core-seconds at 3,000 customers (alone: 100 s); .ci/run runs
+# it after make test (make test-bench), so its processes do not crowd the suite's Airflows.
 pytestmark = [pytest.mark.slow, pytest.mark.bench]
 
 
