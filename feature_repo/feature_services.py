@@ -6,7 +6,7 @@ an absolute date.
 """
 
 from feast import FeatureService
-from feature_views import engagement_features, order_features, time_relative
+from feature_views import btyd_expectations, engagement_features, order_features, time_relative
 
 from clm.data.features import ENGAGEMENT_FEATURES, ORDER_FEATURES, TIME_RELATIVE
 
@@ -21,6 +21,7 @@ def _model_inputs() -> list:
         order_features[[n for n in ORDER_FEATURES if n not in TIME_RELATIVE]],
         engagement_features[[n for n in ENGAGEMENT_FEATURES if n not in TIME_RELATIVE]],
         time_relative,
+        btyd_expectations,
     ]
 
 

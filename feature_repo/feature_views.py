@@ -14,8 +14,10 @@ from feast import FeatureView, Field, RequestSource
 from feast.on_demand_feature_view import on_demand_feature_view
 from feast.types import Float64
 
+from clm.data.btyd import REQUEST_FIELDS
 from clm.data.features import (
     AS_OF,
+    BTYD_FEATURES,
     ENGAGEMENT_VIEW,
     ORDER_VIEW,
     SCALE_FREE,
@@ -94,5 +96,38 @@ def time_relative(inputs: pd.DataFrame) -> pd.DataFrame:
     frame = frame.drop(columns=list(ages), errors="ignore")
     frame[list(ages)] = ages
     out = pd.concat([ages, scale_free(frame)], axis=1)
+    out.index = inputs.index
+    return out
+
+
+# The BG/NBD and Gamma-Gamma parameters fit as of the day asked about, and the horizon.
+btyd_params = RequestSource(
+    name="btyd_params",
+    schema=[Field(name=n, dtype=Float64) for n in REQUEST_FIELDS],
+    description="BG/NBD and Gamma-Gamma population parameters fit on the history up to the "
+    "day asked about (a training row's cutoff), and the label horizon in days.",
+)
+
+
+@on_demand_feature_view(
+    sources=[order_features, as_of, btyd_params],
+    schema=[Field(name=n, dtype=Float64) for n in BTYD_FEATURES],
+    mode="pandas",
+    description="BG/NBD P(alive) and expected purchase days, Gamma-Gamma spend per day, and "
+    "their product, in closed form from the order view and the day's parameters: they change "
+    "every day for everyone, so they are derived at read time, never stored.",
+    owner="data-team@example.com",
+    tags={"team": "clm"},
+)
+def btyd_expectations(inputs: pd.DataFrame) -> pd.DataFrame:
+    # Feast stores this function serialized, without this module's names: import here.
+    from clm.data.btyd import expectations
+    from clm.data.features import AS_OF
+
+    # Positional throughout: the offline store's frames can repeat index labels.
+    frame = inputs.reset_index(drop=True)
+    frame["recency_days"] = frame[AS_OF] - frame["last_order_day"]
+    frame["tenure_days"] = frame[AS_OF] - frame["first_order_day"]
+    out = expectations(frame)
     out.index = inputs.index
     return out

@@ -15,6 +15,7 @@ import pandas as pd
 
 from clm.core.io import BatchError, content_hash
 from clm.core.settings import Settings
+from clm.data import btyd
 from clm.data.features import (
     AS_OF,
     EPOCH,
@@ -288,17 +289,32 @@ def materialize_day(settings: Settings, ds: date) -> dict[str, int]:
 
 
 def historical_features(
-    settings: Settings, entity_df: pd.DataFrame, feature_service: str
+    settings: Settings,
+    entity_df: pd.DataFrame,
+    feature_service: str,
+    horizon_days: int | None = None,
 ) -> pd.DataFrame:
-    """Point-in-time join of ``(customer_id, event_timestamp)`` rows with a feature service."""
+    """Point-in-time join of ``(customer_id, event_timestamp)`` rows with a feature service.
+
+    Each row's request data is of its own day: the day number, and the BG/NBD and
+    Gamma-Gamma parameters fit as of that day (fit now where missing), with the
+    expectations over ``horizon_days`` (default: the configured horizon).
+    """
     store = get_store(settings)
     service = store.get_feature_service(feature_service)
     stamps = pd.to_datetime(entity_df["event_timestamp"], utc=True)
     as_of = (stamps.dt.floor("D") - pd.Timestamp(EPOCH, tz="UTC")).dt.days.astype("float64")
-    job = store.get_historical_features(
-        entity_df=entity_df.assign(**{AS_OF: as_of}), features=service
+    request = btyd.request_columns(
+        settings.features_dir,
+        stamps.dt.tz_localize(None),
+        horizon_days or settings.horizon_days,
+        settings.seed,
     )
-    return job.to_df().drop(columns=[AS_OF])
+    job = store.get_historical_features(
+        entity_df=pd.concat([entity_df.assign(**{AS_OF: as_of}), request], axis=1),
+        features=service,
+    )
+    return job.to_df().drop(columns=[AS_OF, *request.columns])
 
 
 def feature_names(settings: Settings, feature_service: str) -> list[str]:
@@ -328,9 +344,15 @@ def online_features(
     if day is None:
         raise BatchError("nothing is materialized yet: run clm_features for a day first")
     service = store.get_feature_service(feature_service)
+    request = {
+        **btyd.params_at(settings.features_dir, day, settings.seed),
+        btyd.HORIZON: float(settings.horizon_days),
+    }
     response = store.get_online_features(
-        features=service, entity_rows=[{"customer_id": customer_id, AS_OF: day_number(day)}]
+        features=service,
+        entity_rows=[{"customer_id": customer_id, AS_OF: day_number(day), **request}],
     )
     values = response.to_dict()
-    values.pop(AS_OF, None)
+    for name in (AS_OF, *request):
+        values.pop(name, None)
     return {k: v[0] for k, v in values.items()}

@@ -13,6 +13,7 @@ before ds. Two views, grouped by source: ``order_features`` and
 from __future__ import annotations
 
 import logging
+import shutil
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -55,6 +56,9 @@ ORDER_FEATURES: dict[str, str] = {
     "last_gap_days": "Days between the last two purchase days (null with one).",
     "ipt_cv": "Regularity: std over mean of the days between purchase days (null with fewer "
     "than three).",
+    "repeat_days": "Purchase days after the first (BG/NBD's frequency).",
+    "repeat_spend_mean": "Mean spend per purchase day after the first (0 with one purchase day; "
+    "Gamma-Gamma's monetary value).",
     "trend_ratio_30_90": "Orders in the last 30 days over the monthly rate of the 90 before.",
     "category_breadth": "Distinct categories bought.",
     "discount_share": "Share of completed orders with a discount.",
@@ -87,7 +91,22 @@ SCALE_FREE: dict[str, str] = {
     "recency_share": "Days since the last order over days since the first: 0 bought on the "
     "last day, 1 never came back (0 for a first order that day).",
 }
-FEATURE_DESCRIPTIONS = {**ORDER_FEATURES, **ENGAGEMENT_FEATURES, **SCALE_FREE}
+# The classic customer-base models' outputs (:mod:`clm.data.btyd`): the on-demand
+# view ``btyd_expectations`` derives them at read time from the order view and the
+# population parameters fit as of the day asked about, over the label horizon.
+BTYD_FEATURES: dict[str, str] = {
+    "btyd_p_alive": "BG/NBD probability that the customer is still active (1 with one "
+    "purchase day).",
+    "btyd_expected_purchases": "BG/NBD expected purchase days in the label horizon.",
+    "gg_expected_order_value": "Gamma-Gamma expected spend per purchase day (the shop's mean "
+    "with one purchase day).",
+    "btyd_expected_spend": "BG/NBD expected purchase days times Gamma-Gamma spend per day: "
+    "expected spend in the label horizon.",
+}
+FEATURE_DESCRIPTIONS = {**ORDER_FEATURES, **ENGAGEMENT_FEATURES, **SCALE_FREE, **BTYD_FEATURES}
+# Where the BG/NBD and Gamma-Gamma parameters fit as of a day are kept, beside the
+# snapshots; rewriting a day's snapshot drops its parameters, so they are refit.
+BTYD_PARAMS_TABLE = "btyd_params"
 
 # Features that grow by one every day a customer does nothing. The online store
 # keeps their anchor day instead, and Feast's on-demand view ``time_relative``
@@ -175,11 +194,13 @@ WITH o AS (
 ),
 c AS (SELECT * FROM o WHERE status = 'completed'),
 days AS (
-    SELECT customer_id, d, d - LAG(d) OVER (PARTITION BY customer_id ORDER BY d) AS gap
-    FROM (SELECT DISTINCT customer_id, d FROM c)
+    SELECT customer_id, d, spend, d - LAG(d) OVER (PARTITION BY customer_id ORDER BY d) AS gap
+    FROM (SELECT customer_id, d, SUM(amount) AS spend FROM c GROUP BY customer_id, d)
 ),
 ipt AS (
     SELECT customer_id, AVG(gap) AS ipt_mean_days,
+           COUNT(gap) AS repeat_days,
+           COALESCE(AVG(spend) FILTER (WHERE gap IS NOT NULL), 0) AS repeat_spend_mean,
            -- the sample standard deviation from exact integer sums (STDDEV_SAMP's
            -- parallel merge can differ in the last bit between runs)
            CASE WHEN COUNT(gap) > 1 THEN SQRT(GREATEST(
@@ -229,6 +250,8 @@ SELECT agg.customer_id,
     CAST(max_gap_days AS DOUBLE) AS max_gap_days,
     CAST(last_gap_days AS DOUBLE) AS last_gap_days,
     CASE WHEN ipt_mean_days > 0 THEN ipt_std_days / ipt_mean_days END AS ipt_cv,
+    CAST(repeat_days AS DOUBLE) AS repeat_days,
+    CAST(repeat_spend_mean AS DOUBLE) AS repeat_spend_mean,
     CASE WHEN prev_90d > 0 THEN frequency_30d / (prev_90d / 3.0) END AS trend_ratio_30_90,
     CAST(category_breadth AS DOUBLE) AS category_breadth,
     CAST(discount_share AS DOUBLE) AS discount_share,
@@ -332,6 +355,9 @@ def write_snapshot(features_dir: Path, validated_dir: Path, ds: date) -> Snapsho
     orders, engagement = compute_features(validated_dir, ds)
     order_path = write_partition(orders, features_dir, ORDER_VIEW, ds)
     engagement_path = write_partition(engagement, features_dir, ENGAGEMENT_VIEW, ds)
+    params = partition_dir(features_dir, BTYD_PARAMS_TABLE, ds)
+    if params.exists():
+        shutil.rmtree(params)  # fit on the rows just replaced
     log.info(
         "features as of %s: %d customers, %d features", ds, len(orders), len(FEATURE_DESCRIPTIONS)
     )

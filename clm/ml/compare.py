@@ -81,7 +81,6 @@ def run_candidates(
     families: list[str],
     trials: int,
     seed: int,
-    btyd: baselines.BTYD | None,
     horizon_days: int,
     with_baselines: bool = True,
     on_step: Callable[[str], None] | None = None,
@@ -148,7 +147,6 @@ def run_candidates(
             )
         )
     if with_baselines:
-        assert btyd is not None, "baselines need the BTYD fits"
         for name in BASELINES[task]:
             if on_step:
                 on_step(f"{task}: baseline {name}")
@@ -156,7 +154,6 @@ def run_candidates(
                 name,
                 data.rows("train"),
                 ys["train"],
-                btyd=btyd,
                 horizon_days=horizon_days,
                 seed=seed,
             )

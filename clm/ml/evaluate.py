@@ -29,7 +29,6 @@ import numpy as np
 
 from clm.core.io import list_partitions
 from clm.core.settings import PROJECT_ROOT, Settings
-from clm.ml.baselines import BTYD
 from clm.ml.compare import LABELS, PRIMARY, Candidate, run_candidates
 from clm.ml.metrics import LOWER_IS_BETTER, bootstrap_draws, gain, interval, paired_gain, score
 
@@ -292,11 +291,10 @@ def _origin_scores(
     from clm.ml.train import build_set
 
     data = build_set(ws, cutoffs, horizon, spec.split, max_rows=ws.max_training_rows)
-    btyd = BTYD(ws.validated_dir, horizon)
     out: dict[str, Any] = {"test_cutoff": data.test_cutoff.isoformat(), "tasks": {}}
     prefix = f"origin {data.test_cutoff}: "
     for task in ("churn", "clv"):
-        _, cands = _candidates(ws, spec, data, task, btyd, lambda m: say(f"{prefix}{m}"))
+        _, cands = _candidates(ws, spec, data, task, lambda m: say(f"{prefix}{m}"))
         out["tasks"][task] = {c.name: {"kind": c.kind, "metrics": c.scores} for c in cands}
     return out
 
@@ -306,7 +304,6 @@ def _candidates(
     spec: EvalSpec,
     data: Any,
     task: str,
-    btyd: BTYD,
     say: Callable[[str], None],
 ) -> tuple[Any, list[Candidate]]:
     """The task's rows joined through Feast, and every candidate trained and scored."""
@@ -318,8 +315,7 @@ def _candidates(
         families=spec.families,
         trials=spec.trials,
         seed=ws.seed,
-        btyd=btyd,
-        horizon_days=btyd.horizon_days,
+        horizon_days=data.horizon_days,
         on_step=say,
     )
     return rows, cands
@@ -393,7 +389,6 @@ def evaluate(
         from clm.data import feature_store
 
         feature_store.apply_repo(ws)
-        btyd = BTYD(ws.validated_dir, horizon)
         report: dict[str, Any] = {
             "dataset": spec.dataset if spec.dataset in DATASETS else str(ws.home),
             "workspace": str(ws.home),
@@ -410,7 +405,7 @@ def evaluate(
             "tasks": {},
         }
         for task in ("churn", "clv"):
-            rows, cands = _candidates(ws, spec, data, task, btyd, say)
+            rows, cands = _candidates(ws, spec, data, task, say)
             y = rows.y("test")
             preds = {c.name: c.pred for c in cands}
             oracle = None

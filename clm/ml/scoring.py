@@ -24,6 +24,7 @@ import pandas as pd
 from clm.core.io import BatchError
 from clm.core.settings import Settings
 from clm.data import warehouse
+from clm.data.btyd import with_expectations
 from clm.data.features import read_snapshot
 from clm.data.segments import assign_segments, explained, load_rules, summarize, transitions
 from clm.data.validation import BatchValidationError, ValidationRun, check_output, validation_frame
@@ -73,12 +74,16 @@ class Steps:
 
 
 def load_snapshot(settings: Settings, ds: date) -> pd.DataFrame:
-    """Both feature views as of ds, one row per customer.
+    """Both feature views as of ds, one row per customer, with the BG/NBD and
+    Gamma-Gamma expectations as of ds (the parameters are fit once per day).
 
     Raises:
         BatchError: if the snapshot for ds has not been computed.
     """
-    return read_snapshot(settings.features_dir, ds)
+    snapshot = read_snapshot(settings.features_dir, ds)
+    return with_expectations(
+        snapshot, settings.features_dir, ds, settings.horizon_days, settings.seed
+    )
 
 
 def top_reasons(contrib: np.ndarray, names: list[str], k: int = TOP_REASONS) -> list[str]:

@@ -12,10 +12,9 @@ import numpy as np
 import pandas as pd
 
 from clm.core.settings import PROJECT_ROOT, Settings
-from clm.data import feature_store
+from clm.data import btyd, feature_store
 from clm.data.features import ensure_snapshots, snapshot_timestamp, training_cutoffs
 from clm.data.labels import compute_labels
-from clm.ml.baselines import BTYD
 from clm.ml.compare import PRIMARY, Candidate, TaskData, best_model, run_candidates, task_data
 from clm.ml.metrics import score
 from clm.ml.promotion import decide, promote
@@ -41,6 +40,7 @@ class TrainingSet:
     split: str  # "time" or "customers"
     cutoffs: list[date]
     test_cutoff: date
+    horizon_days: int
     customers: int = 0  # customers with a label at some cutoff, before any sampling
 
 
@@ -156,7 +156,7 @@ def build_set(
         split,
         labels["role"].value_counts().to_dict(),
     )
-    return TrainingSet(labels, split, used, test_cutoff, population)
+    return TrainingSet(labels, split, used, test_cutoff, horizon_days, population)
 
 
 def join_features(settings: Settings, data: TrainingSet, task: str) -> TaskData:
@@ -164,7 +164,10 @@ def join_features(settings: Settings, data: TrainingSet, task: str) -> TaskData:
     service = SERVICES[task]
     names = feature_store.feature_names(settings, service)
     joined = feature_store.historical_features(
-        settings, data.frame[["customer_id", "event_timestamp"]].drop_duplicates(), service
+        settings,
+        data.frame[["customer_id", "event_timestamp"]].drop_duplicates(),
+        service,
+        data.horizon_days,
     )
     frame = data.frame.merge(joined, on=["customer_id", "event_timestamp"], how="left")
     return task_data(task, frame, names)
@@ -215,7 +218,6 @@ def train(
         rows={str(k): int(v) for k, v in data.frame["role"].value_counts().items()},
     )
     sha = git_sha()
-    btyd = BTYD(settings.validated_dir, horizon)
     feature_store.apply_repo(settings)
     for task in ("churn", "clv"):
         service = SERVICES[task]
@@ -242,6 +244,8 @@ def train(
                     "customers": data.customers,
                     "max_training_rows": settings.max_training_rows,
                     **{f"rows_{k}": v for k, v in result.rows.items()},
+                    # The BTYD features' parameters at the test cutoff (each cutoff has its own).
+                    **btyd.params_at(settings.features_dir, data.test_cutoff, settings.seed),
                 }
             )
             candidates = run_candidates(
@@ -249,7 +253,6 @@ def train(
                 families=families,
                 trials=trials,
                 seed=settings.seed,
-                btyd=btyd,
                 horizon_days=horizon,
                 with_baselines=settings.train_baselines,
             )

@@ -36,7 +36,9 @@ from clm.data.features import (
     snapshot_timestamp,
     write_snapshot,
 )
+from clm.data.btyd import HORIZON, params_at
 from clm.data.ingest import ingest
+from clm.ml.scoring import load_snapshot
 
 CUTOFF = date(2024, 2, 1)
 DAYS = [CUTOFF + timedelta(days=i) for i in range(4)]
@@ -69,9 +71,10 @@ def _training_rows(settings: Settings) -> pd.DataFrame:
 def _online(settings: Settings, ids: list[str], day: date = DAYS[-1]) -> pd.DataFrame:
     """Every feature of ``ids`` as of ``day``, read from the online store through Feast."""
     feature_store = get_store(settings)
+    request = {**params_at(settings.features_dir, day), HORIZON: float(settings.horizon_days)}
     response = feature_store.get_online_features(
         features=feature_store.get_feature_service("churn_v1"),
-        entity_rows=[{"customer_id": i, AS_OF: day_number(day)} for i in ids],
+        entity_rows=[{"customer_id": i, AS_OF: day_number(day), **request} for i in ids],
     )
     return pd.DataFrame(response.to_dict())[["customer_id", *FEATURES]]
 
@@ -132,7 +135,7 @@ def test_offline_equals_online_for_the_same_customer_and_day(store: Settings) ->
     online = online.sort_values("customer_id", ignore_index=True)
     pd.testing.assert_frame_equal(offline, online, check_dtype=False)
     # Scoring reads the snapshot itself: the same values, the derived ones included.
-    snapshot = read_snapshot(store.features_dir, day).sort_values("customer_id", ignore_index=True)
+    snapshot = load_snapshot(store, day).sort_values("customer_id", ignore_index=True)
     pd.testing.assert_frame_equal(snapshot[["customer_id", *FEATURES]], online, check_dtype=False)
     # re-running an older day never rolls the online store back
     materialize_day(store, DAYS[1])
@@ -312,3 +315,33 @@ def test_time_relative_is_positional_whatever_the_index(monkeypatch: pytest.Monk
     assert out["recency_over_ipt"].iloc[0] == pytest.approx(0.2)
     assert list(out["recency_share"]) == [0.1, 1.0, 0.0]
     assert list(out["orders_per_30d"]) == [0.9, 1.0, 1.0]
+
+
+def test_btyd_expectations_are_positional_whatever_the_index(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.syspath_prepend(str(PROJECT_ROOT / "feature_repo"))
+    from feature_views import btyd_expectations
+
+    from clm.data.btyd import PARAMS, expectations
+
+    inputs = pd.DataFrame(
+        {
+            AS_OF: [100.0, 100.0, 100.0],
+            "last_order_day": [90.0, 95.0, 100.0],
+            "first_order_day": [0.0, 95.0, 40.0],
+            "repeat_days": [4.0, 0.0, 1.0],
+            "repeat_spend_mean": [20.0, 0.0, 8.0],
+            **{name: [0.8, 30.0, 0.7, 2.5, 6.0, 4.0, 15.0][i] for i, name in enumerate(PARAMS)},
+            HORIZON: 30.0,
+        },
+        index=[7, 7, 3],
+    )
+    out = btyd_expectations.udf(inputs)
+    assert list(out.index) == [7, 7, 3]
+    ages = inputs.reset_index(drop=True).assign(
+        recency_days=[10.0, 5.0, 0.0], tenure_days=[100.0, 5.0, 60.0]
+    )
+    expected = expectations(ages)
+    np.testing.assert_allclose(out.to_numpy(), expected.to_numpy())
+    assert out["btyd_p_alive"].iloc[1] == 1.0 and out["btyd_p_alive"].iloc[0] < 1.0

@@ -102,6 +102,14 @@ def test_scale_free_features_are_exact(validated) -> None:
     assert set(SCALE_FREE) <= set(FEATURE_DESCRIPTIONS)
 
 
+def test_btyd_inputs_are_exact(validated) -> None:
+    orders, _ = compute_features(validated, DS)
+    a, b = (orders.set_index("customer_id").loc[c] for c in ("a", "b"))
+    # a: purchase days 01-10 (10), 03-10 (20), 04-20 (30); the returned order is no purchase
+    assert (a.repeat_days, a.repeat_spend_mean) == (2.0, 25.0)
+    assert (b.repeat_days, b.repeat_spend_mean) == (0.0, 0.0)
+
+
 def test_a_snapshot_older_than_the_feature_definitions_is_recomputed(validated, tmp_path) -> None:
     from clm.data.features import (
         ORDER_VIEW,

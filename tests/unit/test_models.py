@@ -45,7 +45,6 @@ def test_same_seed_and_data_give_the_same_metrics(task: str) -> None:
             families=["xgboost", "lightgbm"],
             trials=4,
             seed=7,
-            btyd=None,
             horizon_days=90,
             with_baselines=False,
         )
@@ -58,7 +57,6 @@ def test_same_seed_and_data_give_the_same_metrics(task: str) -> None:
         families=["lightgbm"],
         trials=4,
         seed=8,
-        btyd=None,
         horizon_days=90,
         with_baselines=False,
     )
@@ -203,7 +201,6 @@ def test_logged_models_load_natively_and_predict_as_trained(task: str, settings)
         families=["xgboost", "lightgbm"],
         trials=1,
         seed=7,
-        btyd=None,
         horizon_days=90,
         with_baselines=False,
     )
