@@ -19,6 +19,7 @@ import pytest
 
 from clm.core.io import read_partition, write_partition
 from clm.core.settings import PROJECT_ROOT, Settings
+from clm.data.btyd import HORIZON, params_at
 from clm.data.feature_store import (
     apply_repo,
     forget_online_state,
@@ -36,7 +37,6 @@ from clm.data.features import (
     snapshot_timestamp,
     write_snapshot,
 )
-from clm.data.btyd import HORIZON, params_at
 from clm.data.ingest import ingest
 from clm.ml.scoring import load_snapshot
 
