@@ -3,7 +3,7 @@
 Churn:
 - ``recency``: days since the last order, nothing else;
 - ``rfm_logreg``: logistic regression on log recency, frequency and monetary value;
-- ``bgnbd``: BG/NBD (pymc-marketing), ranked by expected purchase days in the horizon.
+- ``bgnbd``: BG/NBD, ranked by expected purchase days in the horizon.
 
 Spend:
 - ``run_rate``: last year's spend, pro-rated to the horizon;
@@ -125,7 +125,7 @@ def fit_baseline(
             predict_bgnbd,
             {"coef": float(lr.coef_[0, 0]), "intercept": float(lr.intercept_[0])},
             {PURCHASES: 1.0},
-            "BG/NBD expected purchase days in the horizon (pymc-marketing)",
+            "BG/NBD expected purchase days in the horizon",
         )
     if name == "run_rate":
         factor = horizon_days / 365.0
@@ -152,7 +152,7 @@ def fit_baseline(
             predict_gg,
             {},
             {SPEND: 1.0},
-            "BG/NBD expected purchase days x Gamma-Gamma spend per day (pymc-marketing)",
+            "BG/NBD expected purchase days x Gamma-Gamma spend per day",
         )
     raise ValueError(
         f"unknown baseline {name!r}; expected one of {CHURN_BASELINES + VALUE_BASELINES}"

@@ -4,6 +4,7 @@ parameters kept per day, refit when the day's snapshot changes."""
 from __future__ import annotations
 
 from datetime import date
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -26,25 +27,31 @@ def snapshot(small_shop: Settings) -> Settings:
     return small_shop
 
 
-def test_closed_form_matches_pymc_marketing(snapshot: Settings) -> None:
+def _pymc_fits(data: pd.DataFrame) -> tuple[Any, Any, dict[str, float]]:
     from pymc_marketing.clv import BetaGeoModel, GammaGammaModel
 
-    orders = read_partition(snapshot.features_dir, ORDER_VIEW, DS)
-    params = btyd.fit_params(orders)
-    data = btyd.summary(orders)
-    assert (data["frequency"] > 0).sum() > 10 and (data["frequency"] == 0).sum() > 10
-    ours = btyd.expectations(orders.assign(**params, **{btyd.HORIZON: float(HORIZON_DAYS)}))
-    assert ours.notna().all().all()
-
-    # pymc-marketing's own predictions from the same fit
     bg = BetaGeoModel(data=data[["customer_id", "frequency", "recency", "T"]])
     bg.fit(method="map", progressbar=False)
     repeat = data[(data["frequency"] > 0) & (data["monetary_value"] > 0)]
     gg = GammaGammaModel(data=repeat[["customer_id", "frequency", "monetary_value"]])
     gg.fit(method="map", progressbar=False)
-    summary = bg.fit_summary()
-    for name in btyd.BGNBD_PARAMS:  # the same fit (its summary is rounded)
-        assert summary[name.removeprefix("bgnbd_")] == pytest.approx(params[name], abs=1e-3)
+    fits = {"bgnbd": bg, "gg": gg}
+    params = {
+        name: float(fits[name.split("_")[0]].fit_result[name.split("_", 1)[1]].values.item())
+        for name in btyd.PARAMS
+    }
+    return bg, gg, params
+
+
+def test_closed_form_and_fit_match_pymc_marketing(snapshot: Settings) -> None:
+    orders = read_partition(snapshot.features_dir, ORDER_VIEW, DS)
+    data = btyd.summary(orders)
+    assert (data["frequency"] > 0).sum() > 10 and (data["frequency"] == 0).sum() > 10
+    bg, gg, theirs = _pymc_fits(data)
+
+    # The closed forms, from pymc-marketing's parameters, give its own predictions.
+    ours = btyd.expectations(orders.assign(**theirs, **{btyd.HORIZON: float(HORIZON_DAYS)}))
+    assert ours.notna().all().all() and list(ours.columns) == list(BTYD_FEATURES)
 
     def flat(values: object) -> np.ndarray:
         return np.asarray(values).reshape(-1)
@@ -56,11 +63,27 @@ def test_closed_form_matches_pymc_marketing(snapshot: Settings) -> None:
     np.testing.assert_allclose(ours["btyd_expected_purchases"], purchases, rtol=1e-6)
     np.testing.assert_allclose(ours["gg_expected_order_value"], value, rtol=1e-6)
     np.testing.assert_allclose(ours["btyd_expected_spend"], purchases * value, rtol=1e-6)
-    assert list(ours.columns) == list(BTYD_FEATURES)
     # one purchase day: alive by the model's definition, worth the shop's mean per day
     single = (data["frequency"] == 0).to_numpy()
     assert (ours.loc[single, "btyd_p_alive"] == 1.0).all()
     assert ours.loc[single, "gg_expected_order_value"].nunique() == 1
+
+    # The maximum-likelihood fit is at least as likely as pymc-marketing's MAP (whose
+    # default priors on BG/NBD's a and b move it off the likelihood's optimum).
+    fitted = btyd.fit_params(orders)
+    x, t_x, t, m = (data[c].to_numpy(dtype="float64") for c in btyd.SUMMARY)
+    repeat = (x > 0) & (m > 0)
+
+    def nll(params: dict[str, float]) -> tuple[float, float]:
+        bgnbd = np.log([params[n] for n in btyd.BGNBD_PARAMS])
+        gamma = np.log([params[n] for n in btyd.GG_PARAMS])
+        return (
+            btyd._bgnbd_nll(bgnbd, x, t_x, t),
+            btyd._gg_nll(gamma, x[repeat], m[repeat]),
+        )
+
+    for ours_nll, their_nll in zip(nll(fitted), nll(theirs), strict=True):
+        assert ours_nll <= their_nll + 1e-6 * abs(their_nll)
 
 
 def test_a_row_the_view_does_not_have_gets_no_expectation() -> None:
