@@ -41,6 +41,8 @@ REQUEST_FIELDS = (*PARAMS, HORIZON)
 # The parameters describe the population, so a seeded draw of this many customers
 # fits them as well as the whole shop.
 FIT_CUSTOMERS = 100_000
+# Kept parameters are reused only if fit the same way: a change of method refits them.
+FIT_METHOD = "mle-lbfgsb-1"
 
 
 SUMMARY = ("frequency", "recency", "T", "monetary_value")
@@ -153,7 +155,11 @@ def params_at(features_dir: Path, ds: date, seed: int = 42) -> dict[str, float]:
     """
     if partition_dir(features_dir, BTYD_PARAMS_TABLE, ds).exists():
         kept = read_partition(features_dir, BTYD_PARAMS_TABLE, ds)
-        if set(PARAMS) <= set(kept.columns):
+        if (
+            set(PARAMS) <= set(kept.columns)
+            and "method" in kept
+            and (kept["method"] == FIT_METHOD).all()
+        ):
             return {name: float(kept[name].iloc[0]) for name in PARAMS}
     if not has_snapshot(features_dir, ds):
         raise BatchError(f"no feature snapshot for ds={ds} to fit BG/NBD on; run clm_features")
@@ -166,7 +172,10 @@ def params_at(features_dir: Path, ds: date, seed: int = 42) -> dict[str, float]:
         {k: round(v, 4) for k, v in fitted.items()},
     )
     write_partition(
-        pd.DataFrame([{**fitted, "customers": len(orders)}]), features_dir, BTYD_PARAMS_TABLE, ds
+        pd.DataFrame([{**fitted, "customers": len(orders), "method": FIT_METHOD}]),
+        features_dir,
+        BTYD_PARAMS_TABLE,
+        ds,
     )
     return fitted
 

@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from clm.core.io import BatchError, partition_dir, read_partition
+from clm.core.io import BatchError, partition_dir, read_partition, write_partition
 from clm.core.settings import Settings
 from clm.data import btyd
 from clm.data.features import BTYD_FEATURES, BTYD_PARAMS_TABLE, ORDER_VIEW, write_snapshot
@@ -117,6 +117,11 @@ def test_params_are_kept_per_day_and_refit_when_the_snapshot_changes(
     write_snapshot(features, snapshot.validated_dir, DS)
     assert not partition_dir(features, BTYD_PARAMS_TABLE, DS).exists()
     assert btyd.params_at(features, DS) == pytest.approx(first)
+    # parameters kept by another fitting method (or an older release) are refit
+    kept = read_partition(features, BTYD_PARAMS_TABLE, DS)
+    for stale in (kept.assign(method="pymc-map", bgnbd_r=99.0), kept.drop(columns="method")):
+        write_partition(stale.assign(bgnbd_r=99.0), features, BTYD_PARAMS_TABLE, DS)
+        assert btyd.params_at(features, DS) == pytest.approx(first)
     with pytest.raises(BatchError, match="no feature snapshot"):
         btyd.params_at(features, date(2024, 1, 20))
 
