@@ -61,6 +61,12 @@ def naive_features(validated_dir: Path, ds: date) -> tuple[pd.DataFrame, pd.Data
     out["max_gap_days"] = gaps.max()
     out["last_gap_days"] = gaps.first()  # the smallest age: the latest gap
     out["ipt_cv"] = out["ipt_std_days"] / out["ipt_mean_days"].where(out["ipt_mean_days"] > 0)
+    out["repeat_days"] = gaps.size().reindex(out.index).fillna(0)
+    daily = c.groupby(["customer_id", "age"])["amount"].sum().reset_index()
+    first = daily["age"] == daily.groupby("customer_id")["age"].transform("max")
+    out["repeat_spend_mean"] = (
+        daily[~first].groupby("customer_id")["amount"].mean().reindex(out.index).fillna(0.0)
+    )
     prev = c[(c["age"] >= 30) & (c["age"] < 120)].groupby("customer_id").size()
     out["category_breadth"] = g["category"].nunique()
     out["discount_share"] = (c["discount"] > 0).groupby(c["customer_id"]).mean()
