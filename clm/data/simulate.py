@@ -2,7 +2,7 @@
 
 Each customer has a purchase rate and a dropout process with heterogeneity
 across customers (BG/NBD-like), shifted by acquisition channel, weekly and
-holiday seasonality, category preferences and discount sensitivity.
+holiday seasonality, category preferences shared by taste, and discount sensitivity.
 
 Dropout goes through a *cooling* state: engagement (visits, views, purchases)
 decays before the customer is gone, and support tickets, low ratings and
@@ -36,7 +36,33 @@ CHANNEL_RATE = np.array([1.0, 0.9, 0.7, 1.2, 1.3])
 CHANNEL_HAZARD = np.array([1.0, 1.2, 1.5, 0.8, 0.7])
 COUNTRIES = np.array(["GB", "DE", "FR", "NL", "ES", "IE", "US"])
 COUNTRY_P = np.array([0.55, 0.12, 0.1, 0.07, 0.06, 0.05, 0.05])
-CATEGORIES = np.array(["home", "garden", "kitchen", "gifts", "toys", "stationery"])
+CATEGORIES = np.array(
+    [
+        "home",
+        "garden",
+        "kitchen",
+        "gifts",
+        "toys",
+        "stationery",
+        "lighting",
+        "party",
+        "christmas",
+        "bags",
+        "baby",
+        "craft",
+    ]
+)
+# Customers share tastes: each has one, and prefers its categories. This is the
+# structure collaborative filtering can find (a customer who bought toys and party
+# goods is likely to want baby things too), and the latent truth that the
+# recommendation evaluation checks against.
+TASTES: dict[str, tuple[str, ...]] = {
+    "home maker": ("home", "kitchen", "lighting", "garden"),
+    "gift giver": ("gifts", "party", "stationery", "christmas"),
+    "young family": ("toys", "baby", "party", "craft"),
+    "crafter": ("craft", "stationery", "bags", "home"),
+}
+TASTE_WEIGHT = 4.0  # Dirichlet weight of a taste's categories; every category gets 0.3
 WEEKDAY_FACTOR = np.array([1.0, 0.95, 0.95, 1.0, 1.1, 1.25, 1.2])
 RATING_ACTIVE = np.array([0.03, 0.04, 0.13, 0.35, 0.45])
 RATING_COOLING = np.array([0.22, 0.22, 0.24, 0.18, 0.14])
@@ -117,6 +143,18 @@ def _pick_categorical(rng: np.random.Generator, probs: np.ndarray) -> np.ndarray
     return (probs.cumsum(axis=1) < u).sum(axis=1).clip(max=probs.shape[1] - 1)
 
 
+def category_preferences(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Each customer's taste (index into :data:`TASTES`) and category probabilities.
+
+    From a stream of their own, so the rest of the simulation does not move.
+    """
+    rng = np.random.default_rng([seed, 3])
+    taste = rng.integers(len(TASTES), size=n)
+    profiles = np.array([[c in cats for c in CATEGORIES] for cats in TASTES.values()], float)
+    weights = rng.gamma(0.3 + TASTE_WEIGHT * profiles[taste])  # a Dirichlet draw per row
+    return taste, weights / weights.sum(axis=1, keepdims=True)
+
+
 def _ids(prefix: str, numbers: np.ndarray, width: int) -> np.ndarray:
     if len(numbers) == 0:
         return np.array([], dtype=object)
@@ -179,7 +217,10 @@ def simulate_shop(
     visit_rate = 0.02 + rate * rng.gamma(2.0, 1.5, n)
     mean_order_value = np.exp(rng.normal(np.log(45.0), 0.5, n))
     discount_sensitivity = rng.beta(2.0, 5.0, n)
-    category_pref = rng.dirichlet(np.full(len(CATEGORIES), 0.6), n)
+    # The six-category draw from before tastes existed, kept so that the rest of the
+    # stream, and every other simulated figure, stays the same.
+    rng.dirichlet(np.full(6, 0.6), n)
+    taste, category_pref = category_preferences(n, seed)
 
     state = np.zeros(n, dtype=np.int8)
     cooling_days = np.zeros(n)
@@ -387,6 +428,8 @@ def simulate_shop(
         visit_rate=visit_rate,
         mean_order_value=mean_order_value,
         discount_sensitivity=discount_sensitivity,
+        taste=np.array(list(TASTES))[taste],
+        **{f"pref_{c}": category_pref[:, i] for i, c in enumerate(CATEGORIES)},
     )
     truth_dir.mkdir(parents=True, exist_ok=True)
     latent_static.to_parquet(truth_dir / "customers.parquet", index=False)
