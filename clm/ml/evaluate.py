@@ -26,9 +26,11 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
 from clm.core.io import list_partitions
 from clm.core.settings import PROJECT_ROOT, Settings
+from clm.ml import reco
 from clm.ml.compare import LABELS, PRIMARY, Candidate, run_candidates
 from clm.ml.metrics import LOWER_IS_BETTER, bootstrap_draws, gain, interval, paired_gain, score
 
@@ -296,7 +298,86 @@ def _origin_scores(
     for task in ("churn", "clv"):
         _, cands = _candidates(ws, spec, data, task, lambda m: say(f"{prefix}{m}"))
         out["tasks"][task] = {c.name: {"kind": c.kind, "metrics": c.scores} for c in cands}
+    recommended = _reco_candidates(ws, spec, data.test_cutoff, horizon, say)
+    if recommended:
+        out["tasks"]["reco"] = {
+            c.name: {"kind": c.kind, "metrics": c.scores}
+            for c in recommended[0]
+            if c.kind != "ceiling"
+        }
     return out
+
+
+RECO_METRICS = (f"hit_at_{reco.K}", f"ndcg_at_{reco.K}")
+
+
+def _reco_candidates(
+    ws: Settings, spec: EvalSpec, cutoff: date, horizon: int, say: Callable[[str], None]
+) -> tuple[list[Candidate], dict[str, pd.DataFrame]] | None:
+    """Every recommender scored on the window after ``cutoff`` (None: too few categories)."""
+    h_categories = reco.history(ws.validated_dir, cutoff).categories
+    if len(h_categories) <= reco.K:
+        say(f"reco: skipped, {len(h_categories)} categories (a top {reco.K} needs more)")
+        return None
+    oracle = None
+    if spec.dataset == "simulated":
+        oracle = reco.latent_preferences(ws.truth_dir)
+    say("reco: category recommenders")
+    per = reco.evaluate(ws.validated_dir, cutoff, horizon, seed=ws.seed, oracle=oracle)
+    kinds = {n: "model" for n in reco.MODELS} | {n: "baseline" for n in reco.BASELINES}
+    kinds["oracle"] = "ceiling"
+    cands = [
+        Candidate(
+            name=name,
+            kind=kinds[name],
+            task="reco",
+            description=reco.DESCRIPTIONS[name],
+            params={},
+            pred=np.empty(0),
+            scores={m: float(frame[m].mean()) for m in RECO_METRICS},
+        )
+        for name, frame in per.items()
+    ]
+    return cands, per
+
+
+def reco_report(
+    ws: Settings, spec: EvalSpec, cutoff: date, horizon: int, say: Callable[[str], None]
+) -> dict[str, Any] | None:
+    """The recommendation table: each candidate's hit rate and NDCG at 3 with paired
+    bootstrap intervals over the evaluated customers, and the best model against the
+    best baseline."""
+    found = _reco_candidates(ws, spec, cutoff, horizon, say)
+    if found is None:
+        return None
+    cands, per = found
+    rows = len(next(iter(per.values())))
+    rng = np.random.default_rng(ws.seed)
+    draws: dict[str, dict[str, list[float]]] = {name: {m: [] for m in RECO_METRICS} for name in per}
+    for _ in range(spec.bootstrap):
+        idx = rng.integers(0, rows, rows)
+        for name, frame in per.items():
+            for m in RECO_METRICS:
+                draws[name][m].append(float(frame[m].to_numpy()[idx].mean()))
+    arrays = {n: {m: np.asarray(v) for m, v in ms.items()} for n, ms in draws.items()}
+    ranked = [c for c in cands if c.kind != "ceiling"]
+    return {
+        "primary": RECO_METRICS[1],
+        "label": f"categories new to the customer bought in the next {horizon} days "
+        f"({rows:,} customers)",
+        "candidates": [
+            _entry(
+                c.name,
+                c.kind,
+                c.description,
+                c.scores,
+                {m: interval(arrays[c.name][m]) for m in RECO_METRICS},
+            )
+            for c in cands
+        ],
+        "verdicts": _verdicts("reco", ranked),
+        "versus_best_baseline": versus_best_baseline(ranked, arrays),
+    }
 
 
 def _candidates(
@@ -450,6 +531,9 @@ def evaluate(
             report["tasks"][task] = task_report
             if spec.track:
                 _track(base, spec, report, task, rows, cands)
+        recommended = reco_report(ws, spec, data.test_cutoff, horizon, say)
+        if recommended:
+            report["tasks"]["reco"] = recommended
         if further:
             first = {
                 "test_cutoff": report["test_cutoff"],

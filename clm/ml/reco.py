@@ -42,6 +42,13 @@ K = 3  # categories recommended per customer
 RECENT_DAYS = 30  # a category bought this recently is not recommended
 MODELS = ("als", "item_item")
 BASELINES = ("popularity", "own_top")
+DESCRIPTIONS = {
+    "als": "implicit ALS on log order counts, 4 factors",
+    "item_item": "implicit cosine item-item neighbours",
+    "popularity": "the shop's most bought categories",
+    "own_top": "the customer's own most bought categories",
+    "oracle": "the customer's latent category preferences (simulated shop only)",
+}
 
 _HISTORY_SQL = """
 SELECT customer_id, category, COUNT(*) AS orders, MAX(CAST(order_ts AS DATE)) AS last_day
@@ -204,6 +211,13 @@ def per_customer(top: np.ndarray, rel: np.ndarray) -> pd.DataFrame:
             f"ndcg_at_{k}": (gains * discount).sum(axis=1) / ideal,
         }
     )
+
+
+def latent_preferences(truth_dir: Path) -> pd.DataFrame:
+    """The simulated customers' latent category preferences: customers x categories."""
+    truth = pd.read_parquet(truth_dir / "customers.parquet").set_index("customer_id")
+    prefs = [c for c in truth.columns if c.startswith("pref_")]
+    return truth[prefs].rename(columns=lambda c: c.removeprefix("pref_"))
 
 
 def evaluate(

@@ -8,7 +8,6 @@ from datetime import date
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 import pytest
 
 from clm.data.simulate import CATEGORIES, simulate_shop
@@ -66,8 +65,8 @@ def test_recommendations_leave_out_recent_categories_and_repeat_exactly(shop: Pa
 
 
 def test_collaborative_filtering_finds_the_shared_tastes(shop: Path) -> None:
-    truth = pd.read_parquet(shop / "truth" / "customers.parquet").set_index("customer_id")
-    oracle = truth[[f"pref_{c}" for c in CATEGORIES]].rename(columns=lambda c: c[5:])
+    oracle = reco.latent_preferences(shop / "truth")
+    assert set(oracle.columns) == set(CATEGORIES)
     results = reco.evaluate(shop / "orders", CUTOFF, HORIZON, oracle=oracle)
     hit = {name: frame["hit_at_3"].mean() for name, frame in results.items()}
     ndcg = {name: frame["ndcg_at_3"].mean() for name, frame in results.items()}
