@@ -140,7 +140,7 @@ def land(spec: EvalSpec, ws: Settings, say: Callable[[str], None]) -> None:
             seed=ws.seed,
         )
     if spec.dataset == "online-retail":
-        from clm.data.importers import import_online_retail
+        from clm.data.importers import ONLINE_RETAIL_PRESET, import_online_retail
 
         path = spec.data_file or Path(os.environ.get("CLM_ONLINE_RETAIL", ONLINE_RETAIL_FILE))
         if not path.exists():
@@ -149,7 +149,11 @@ def land(spec: EvalSpec, ws: Settings, say: Callable[[str], None]) -> None:
                 "or set CLM_ONLINE_RETAIL"
             )
         marker = ws.landing_dir / "_imports" / "evaluate-source.json"
-        source = {"path": str(path.resolve()), "bytes": path.stat().st_size}
+        source = {
+            "path": str(path.resolve()),
+            "bytes": path.stat().st_size,
+            "preset": ONLINE_RETAIL_PRESET,  # a changed mapping re-imports
+        }
         if not marker.exists() or json.loads(marker.read_text()) != source:
             say(f"importing {path}")
             import_online_retail(path, ws.landing_dir)

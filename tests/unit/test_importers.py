@@ -7,7 +7,12 @@ import pandas as pd
 import pytest
 
 from clm.core.io import list_partitions, read_partition
-from clm.data.importers import ColumnMap, ImportInputError, import_transactions
+from clm.data.importers import (
+    ColumnMap,
+    ImportInputError,
+    categories_from_descriptions,
+    import_transactions,
+)
 
 CSV = """txn,client,when,total,qty,cat,ctry
 t1,17850.0,2024-06-01 23:30:00,10.5,1,toys,UK
@@ -115,3 +120,44 @@ t4,1,2024-06-01 12:00:00,10,1,toys,UK
     assert stamps["t1"] == pd.Timestamp("2024-03-31 01:30", tz="UTC")  # 02:30 BST
     assert stamps["t2"] == stamps["t3"] == pd.Timestamp("2024-10-27 00:30", tz="UTC")  # BST
     assert stamps["t4"] == pd.Timestamp("2024-06-01 11:00", tz="UTC")
+
+
+def test_descriptions_map_to_categories_and_orders_take_their_lines_majority(
+    tmp_path: Path,
+) -> None:
+    descriptions = pd.Series(
+        [
+            "WHITE HANGING HEART T-LIGHT HOLDER",  # lighting before gifts: first rule wins
+            "JUMBO BAG RED RETROSPOT",
+            "PAPER CHAIN KIT 50'S CHRISTMAS ",
+            "SPACEBOY LUNCH BOX ",
+            "ALARM CLOCK BAKELIKE RED ",  # no rule: house decor
+            "POSTAGE",  # a service line votes for nothing
+            None,
+        ]
+    )
+    assert categories_from_descriptions(descriptions).tolist() == [
+        "lighting",
+        "bags",
+        "christmas",
+        "toys",
+        "home",
+        None,
+        None,
+    ]
+    csv = (
+        "inv,cust,when,price,qty,desc\n"
+        "1,7,2024-06-01 10:00,1.0,1,JUMBO BAG RED\n"
+        "1,7,2024-06-01 10:00,1.0,1,LUNCH BAG PINK\n"
+        "1,7,2024-06-01 10:00,1.0,1,REGENCY CAKESTAND\n"
+        "1,7,2024-06-01 10:00,9.0,1,POSTAGE\n"
+        "2,8,2024-06-01 11:00,9.0,1,POSTAGE\n"
+    )
+    mapping = ColumnMap(
+        customer="cust", timestamp="when", price="price", order_id="inv", quantity="qty",
+        description="desc",
+    )  # fmt: skip
+    import_transactions(_write(tmp_path, csv), tmp_path / "landing", mapping)
+    day = list_partitions(tmp_path / "landing", "orders")[0]
+    orders = read_partition(tmp_path / "landing", "orders", day).set_index("order_id")
+    assert orders.loc["1", "category"] == "bags" and orders.loc["2", "category"] == "unknown"
