@@ -78,6 +78,10 @@ def evaluate(
     metric's mean over the origins is printed. On the simulated shop the oracle
     (from the latent truth) is the ceiling; on online-retail the reference
     targets of DESIGN section 10 are checked.
+
+    Tasks: churn, spend, and category recommendation (collaborative filtering
+    against popularity and the customer's own most bought categories, hit rate
+    and NDCG at 3; skipped when the data have three categories or fewer).
     """
     settings = setup(verbose)
     from clm.ml.evaluate import DATASETS, EvalSpec
