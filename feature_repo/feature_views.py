@@ -81,23 +81,9 @@ as_of = RequestSource(
 )
 def time_relative(inputs: pd.DataFrame) -> pd.DataFrame:
     # Feast stores this function serialized, without this module's names: import here.
-    import pandas as pd
+    from clm.data.features import time_relative_features
 
-    from clm.data.features import AS_OF, TIME_RELATIVE, scale_free
-
-    # Positional throughout: the offline store's frames can repeat index labels.
-    frame = inputs.reset_index(drop=True)
-    ages = pd.DataFrame(
-        {
-            name: (frame[AS_OF] - frame[anchor]).astype("float64")
-            for name, (anchor, _, _) in TIME_RELATIVE.items()
-        }
-    )
-    frame = frame.drop(columns=list(ages), errors="ignore")
-    frame[list(ages)] = ages
-    out = pd.concat([ages, scale_free(frame)], axis=1)
-    out.index = inputs.index
-    return out
+    return time_relative_features(inputs)
 
 
 # The BG/NBD and Gamma-Gamma parameters fit as of the day asked about, and the horizon.
@@ -121,13 +107,6 @@ btyd_params = RequestSource(
 )
 def btyd_expectations(inputs: pd.DataFrame) -> pd.DataFrame:
     # Feast stores this function serialized, without this module's names: import here.
-    from clm.data.btyd import expectations
-    from clm.data.features import AS_OF
+    from clm.data.btyd import on_demand
 
-    # Positional throughout: the offline store's frames can repeat index labels.
-    frame = inputs.reset_index(drop=True)
-    frame["recency_days"] = frame[AS_OF] - frame["last_order_day"]
-    frame["tenure_days"] = frame[AS_OF] - frame["first_order_day"]
-    out = expectations(frame)
-    out.index = inputs.index
-    return out
+    return on_demand(inputs)

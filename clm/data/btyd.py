@@ -27,7 +27,13 @@ import pandas as pd
 from scipy.special import expit, gammaln, hyp2f1
 
 from clm.core.io import BatchError, partition_dir, read_partition, write_partition
-from clm.data.features import BTYD_PARAMS_TABLE, ORDER_VIEW, has_snapshot
+from clm.data.features import (
+    BTYD_PARAMS_TABLE,
+    ORDER_VIEW,
+    has_snapshot,
+    on_positions,
+    with_ages,
+)
 
 log = logging.getLogger(__name__)
 
@@ -235,3 +241,10 @@ def with_expectations(
     Feast's ``btyd_expectations`` gives for the same customers and day."""
     request = {**params_at(features_dir, ds, seed), HORIZON: float(horizon_days)}
     return snapshot.join(expectations(snapshot.assign(**request)))
+
+
+def on_demand(inputs: pd.DataFrame) -> pd.DataFrame:
+    """What the on-demand view ``btyd_expectations`` returns: :func:`expectations` of
+    the order view's columns, with the ages derived from their anchors and the day
+    asked about."""
+    return on_positions(inputs, lambda frame: expectations(with_ages(frame)))

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import shutil
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -159,6 +160,37 @@ def scale_free(frame: pd.DataFrame) -> pd.DataFrame:
         },
         index=frame.index,
     ).astype("float64")
+
+
+def on_positions(
+    inputs: pd.DataFrame, derive: Callable[[pd.DataFrame], pd.DataFrame]
+) -> pd.DataFrame:
+    """``derive`` on ``inputs`` by position, the result under the inputs' own index:
+    Feast's offline store can hand an on-demand view a frame whose labels repeat."""
+    out = derive(inputs.reset_index(drop=True))
+    out.index = inputs.index
+    return out
+
+
+def with_ages(frame: pd.DataFrame) -> pd.DataFrame:
+    """``frame`` with the :data:`TIME_RELATIVE` ages derived from their anchor days and
+    :data:`AS_OF` (replacing any already there)."""
+    ages = {
+        name: (frame[AS_OF] - frame[anchor]).astype("float64")
+        for name, (anchor, _, _) in TIME_RELATIVE.items()
+        if anchor in frame
+    }
+    return frame.assign(**ages)
+
+
+def time_relative_features(inputs: pd.DataFrame) -> pd.DataFrame:
+    """What the on-demand view ``time_relative`` returns: the ages and :data:`SCALE_FREE`."""
+
+    def derive(frame: pd.DataFrame) -> pd.DataFrame:
+        aged = with_ages(frame)
+        return pd.concat([aged[list(TIME_RELATIVE)], scale_free(aged)], axis=1)
+
+    return on_positions(inputs, derive)
 
 
 def with_anchors(frame: pd.DataFrame, view: str, ds: date) -> pd.DataFrame:
