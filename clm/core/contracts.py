@@ -64,8 +64,9 @@ CONTRACTS: dict[str, Contract] = {
             "event_ts": "timestamp",
             "event_type": "string",
             "rating": "int",
+            "review_text": "string",
         },
-        optional=frozenset({"rating"}),
+        optional=frozenset({"rating", "review_text"}),
         references="customers",
     ),
 }

@@ -296,7 +296,8 @@ ORDER BY agg.customer_id
 _ENGAGEMENT_SQL = """
 WITH e AS (
     SELECT customer_id, event_type, rating, CAST(event_ts AS DATE) AS d
-    FROM read_parquet($events, hive_partitioning = true)
+    -- by name: partitions validated before an optional column (review_text) was added lack it
+    FROM read_parquet($events, hive_partitioning = true, union_by_name = true)
     WHERE ds <= $ds
 ),
 agg AS (

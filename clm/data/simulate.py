@@ -143,6 +143,80 @@ def _pick_categorical(rng: np.random.Generator, probs: np.ndarray) -> np.ndarray
     return (probs.cumsum(axis=1) < u).sum(axis=1).clip(max=probs.shape[1] - 1)
 
 
+# Review texts: a sentence of the review's tone, sometimes a neutral remark, sometimes a
+# turn ("but ..."). Negations and faint praise ("not bad at all", "could be better")
+# keep a lexicon model from being trivially right.
+REVIEW_PHRASES: dict[str, tuple[str, ...]] = {
+    "positive": (
+        "Love it.",
+        "Great quality, exactly as described.",
+        "Arrived quickly and well packed.",
+        "Really pleased with this.",
+        "Lovely colours and beautifully made.",
+        "Would happily buy again.",
+        "The perfect gift, she was delighted.",
+        "Excellent value for money.",
+        "Not bad at all, better than I expected.",
+        "Can't fault it.",
+        "No complaints whatsoever.",
+        "Sturdy and charming.",
+    ),
+    "neutral": (
+        "It is okay.",
+        "Does the job.",
+        "Smaller than I expected.",
+        "Average quality for the price.",
+        "Delivery took about a week.",
+        "Nothing special.",
+        "Bought it for my sister.",
+        "Second order from this shop.",
+        "Not great, not terrible.",
+        "As shown in the picture, more or less.",
+    ),
+    "negative": (
+        "Arrived broken.",
+        "Very disappointed.",
+        "Poor quality, not as pictured.",
+        "Took forever to arrive.",
+        "Cheap and flimsy.",
+        "A waste of money.",
+        "Customer service never replied to my emails.",
+        "Would not recommend.",
+        "Fell apart after a week.",
+        "Wasn't as good as I hoped.",
+        "Could be better.",
+        "Didn't love it, sadly.",
+    ),
+}
+REVIEW_TURNS: dict[str, tuple[str, ...]] = {
+    "positive": ("But the box was a bit damaged.", "Shame it took so long to come."),
+    "negative": ("The colour is nice though.", "Packaging was fine at least."),
+}
+
+
+def review_texts(rng: np.random.Generator, rating: np.ndarray, cooling: np.ndarray) -> np.ndarray:
+    """A review text per rating, whose tone follows the customer's latent state (a
+    cooling customer writes worse than their stars say) as well as the rating."""
+    n = len(rating)
+    mood = 0.5 * (rating - 3.0) - 0.8 * cooling + rng.normal(0.0, 0.6, n)
+    tone = np.where(mood > 0.35, "positive", np.where(mood < -0.35, "negative", "neutral"))
+    filler = rng.random(n) < 0.35
+    turn = rng.random(n) < 0.15
+    picks = rng.random((n, 3))
+    out = []
+    for i in range(n):
+        phrases = REVIEW_PHRASES[tone[i]]
+        parts = [phrases[int(picks[i, 0] * len(phrases))]]
+        if filler[i]:
+            neutral = REVIEW_PHRASES["neutral"]
+            parts.append(neutral[int(picks[i, 1] * len(neutral))])
+        if turn[i] and tone[i] in REVIEW_TURNS:
+            turns = REVIEW_TURNS[tone[i]]
+            parts.append(turns[int(picks[i, 2] * len(turns))])
+        out.append(" ".join(parts))
+    return np.array(out, dtype=object)
+
+
 def category_preferences(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """Each customer's taste (index into :data:`TASTES`) and category probabilities.
 
@@ -316,6 +390,9 @@ def simulate_shop(
             ]
         )
         e_rating = np.concatenate([np.full(len(e_who) - len(reviewed), np.nan), rating])
+        # From a stream of their own per day, so the rest of the simulation does not move.
+        texts = review_texts(np.random.default_rng([seed, 4, d]), rating, cooling_reviewer)
+        e_text = np.concatenate([np.full(len(e_who) - len(reviewed), None, dtype=object), texts])
         m = len(e_who)
         events = pd.DataFrame(
             {
@@ -324,6 +401,7 @@ def simulate_shop(
                 "event_ts": _timestamps(rng, day, m),
                 "event_type": e_type,
                 "rating": pd.array(e_rating, dtype="Int64"),
+                "review_text": e_text,
             }
         )
         next_event += m

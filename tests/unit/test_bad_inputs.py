@@ -127,6 +127,15 @@ def _set(column: str, row: int, value: object) -> Callable[[pd.DataFrame], pd.Da
     return apply
 
 
+def _texts(by_row: dict[int, str]) -> Callable[[pd.DataFrame], pd.DataFrame]:
+    """A review_text column (optional in the contract): ``by_row``'s texts, None elsewhere."""
+
+    def apply(frame: pd.DataFrame) -> pd.DataFrame:
+        return frame.assign(review_text=[by_row.get(i) for i in range(len(frame))])
+
+    return apply
+
+
 def _csv_with(text_edit: Callable[[str], str]) -> Callable[[Settings], None]:
     def apply(settings: Settings) -> None:
         path = land(settings, "orders", D1, _orders(D1, 100, N_ORDERS), "orders.csv")
@@ -328,6 +337,12 @@ CATALOGUE = [
          fails=r"part.parquet and part \(copy\).parquet have identical content"),
     Case("rating outside 1..5", _events_edit(_set("rating", 2, 9)),
          quarantined=1, reason="rating is not in 1..5", table="events"),
+    Case("review text with a control character",
+         _events_edit(_texts({2: "Lovely\x00 mug", 3: "Fine."})),
+         quarantined=1, reason="review_text holds control characters or undecodable bytes",
+         table="events"),
+    Case("review text over 2,000 characters", _events_edit(_texts({2: "great " * 400})),
+         quarantined=1, reason="review_text is not 1 to 2000 characters", table="events"),
     Case("event for an unknown customer", _events_edit(_set("customer_id", 2, "zz")),
          quarantined=1, reason="customer_id is not a known customer", table="events"),
     Case("a file of a format the reader does not know", _unknown_file,

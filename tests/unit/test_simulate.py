@@ -76,3 +76,26 @@ def test_latent_truth_and_dirty_rows_are_written(tmp_path: Path) -> None:
 def test_bad_arguments_are_refused(tmp_path: Path, kwargs: dict) -> None:
     with pytest.raises(ValueError):
         simulate_shop(tmp_path / "l", tmp_path / "t", **kwargs)
+
+
+def test_reviews_have_texts_whose_tone_follows_the_latent_state(tmp_path: Path) -> None:
+    import numpy as np
+
+    from clm.data.simulate import REVIEW_PHRASES, review_texts
+
+    _run(tmp_path, 5)
+    events = _table(tmp_path, "events")
+    reviews = events["event_type"] == "review"
+    assert reviews.any() and events.loc[reviews, "review_text"].notna().all()
+    assert events.loc[~reviews, "review_text"].isna().all()
+
+    # The tone follows the stars and, beyond them, whether the customer is cooling.
+    n = 4_000
+    texts = review_texts(np.random.default_rng(0), np.full(n, 3), np.repeat([False, True], n // 2))
+
+    def negative(some: np.ndarray) -> float:
+        return float(np.mean([t.split(".")[0] + "." in REVIEW_PHRASES["negative"] for t in some]))
+
+    assert negative(texts[n // 2 :]) > negative(texts[: n // 2]) + 0.3
+    five = review_texts(np.random.default_rng(1), np.full(n, 5), np.zeros(n, dtype=bool))
+    assert negative(five) < 0.05 and len(set(texts)) > 100  # varied, not one line per tone
