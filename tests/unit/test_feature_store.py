@@ -105,6 +105,7 @@ def _plant_after(settings: Settings, day: date) -> None:
             "event_ts": ts,
             "event_type": "support_ticket",
             "rating": pd.NA,
+            "review_text": None,
         }
     ).astype(events.dtypes.to_dict())
     write_partition(pd.concat([events, planted_events]), settings.validated_dir, "events", day)
