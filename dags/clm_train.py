@@ -20,7 +20,13 @@ run rate) are scored on the same rows. Each candidate is a child run of one
 parent run (experiments `clm-churn`, `clm-clv`), with its plots. The best
 model is registered; it gets the alias `champion` only if it beats the
 current champion on today's test set by the configured margin and clears the
-floors. Every decision is tagged on the version and written to
+floors.
+
+The recommenders (implicit ALS and item-item cosine, against popularity and the
+customer's own most-bought categories) learn the purchase histories up to the
+test cutoff and are scored on the next H days by hit rate and NDCG at 3
+(experiment `clm-reco`); the better of the two models is promoted to
+`clm-reco@champion` on the same terms. Every decision is tagged on the version and written to
 `model_promotions`. Updates the Asset `clm_champion`, which lets clm_score
 score the days that waited for this training.
 """
@@ -83,7 +89,7 @@ def clm_train() -> None:
 
     @task(outlets=[CHAMPION])
     def train_and_promote(cutoff: str, **context):  # type: ignore[no-untyped-def]
-        """Train both families for churn and clv, log to MLflow, promote the best if better."""
+        """Train both families for churn and clv and the recommenders; promote if better."""
         from clm.app import tasks
 
         return tasks.train(cutoff, context)

@@ -27,6 +27,7 @@ log = logging.getLogger(__name__)
 CHAMPION_METRICS = {
     "clm-churn": ("roc_auc", "pr_auc", "log_loss", "top_decile_lift", "calibration_error"),
     "clm-clv": ("spearman", "normalized_gini", "mae", "rmse"),
+    "clm-reco": ("hit_at_3", "ndcg_at_3"),
 }
 
 

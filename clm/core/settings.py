@@ -60,6 +60,12 @@ class Settings(BaseSettings):
     clv_gini_floor: float = Field(
         default=0.2, description="Minimum normalised Gini to be promoted."
     )
+    reco_ndcg_floor: float = Field(
+        default=0.0,
+        ge=0,
+        le=1,
+        description="Minimum NDCG at 3 for a recommender to be promoted (clm-reco).",
+    )
     ingest_chunk_mb: float = Field(
         default=32,
         gt=0,

@@ -47,6 +47,7 @@ _DDL = {
         value_tier VARCHAR NOT NULL, rfm_segment VARCHAR NOT NULL, segment VARCHAR NOT NULL,
         next_best_action VARCHAR NOT NULL, top_reasons VARCHAR,
         churn_model_version VARCHAR NOT NULL, clv_model_version VARCHAR NOT NULL,
+        recommended_categories VARCHAR, reco_model_version VARCHAR,
         PRIMARY KEY (ds, customer_id)""",
     "segment_summary": """
         ds DATE NOT NULL, segment VARCHAR NOT NULL, customers BIGINT NOT NULL,
@@ -84,7 +85,26 @@ TABLES = tuple(_DDL)
 _RELAXED = (("customer_segments", "top_reasons"),)
 
 
-def _relax(execute: Any, fetch: Any) -> None:
+# Columns added since a table was first created, in DDL order (each one nullable, at
+# the end of the table, so the rows an older version wrote read as NULL there).
+# recommended_categories: a JSON array of category names (clm-reco), reco_model_version.
+_ADDED = (
+    ("customer_segments", "recommended_categories", "VARCHAR"),
+    ("customer_segments", "reco_model_version", "VARCHAR"),
+)
+
+
+def _migrate(execute: Any, fetch: Any) -> None:
+    """Bring tables created by an earlier version to the current columns (idempotent)."""
+    for table, column, kind in _ADDED:
+        execute(
+            "SELECT COUNT(*) FROM information_schema.columns "
+            f"WHERE table_schema = current_schema() AND table_name = '{table}' "
+            f"AND column_name = '{column}'"
+        )
+        if fetch()[0][0] == 0:
+            execute(f"ALTER TABLE {table} ADD COLUMN {column} {kind}")
+            log.info("warehouse: added column %s.%s", table, column)
     for table, column in _RELAXED:
         execute(
             "SELECT is_nullable FROM information_schema.columns "
@@ -220,7 +240,13 @@ def _duckdb(url: str, read_only: bool = False, wait_seconds: float | None = None
     con = _connect_duckdb(path, read_only, wait)
     if read_only:
         found = {row[0] for row in con.execute("SELECT table_name FROM duckdb_tables()").fetchall()}
-        if not set(_DDL) <= found:  # a file from an older version: create the tables once
+        have = {
+            tuple(r)
+            for r in con.execute("SELECT table_name, column_name FROM duckdb_columns()").fetchall()
+        }
+        added = {(table, column) for table, column, _ in _ADDED}
+        if not (set(_DDL) <= found and added <= have):
+            # a file from an older version: create the tables and add the columns once
             con.close()
             con = _connect_duckdb(path, False, wait)
             read_only = False
@@ -228,7 +254,7 @@ def _duckdb(url: str, read_only: bool = False, wait_seconds: float | None = None
         if not read_only:
             for table, ddl in _DDL.items():
                 con.execute(f"CREATE TABLE IF NOT EXISTS {table} ({ddl})")
-            _relax(con.execute, con.fetchall)
+            _migrate(con.execute, con.fetchall)
         yield con
     finally:
         con.close()
@@ -292,7 +318,7 @@ def _postgres(url: str) -> Iterator[Any]:
         with con.cursor() as cur:
             for table, ddl in _DDL.items():
                 cur.execute(f"CREATE TABLE IF NOT EXISTS {table} ({_pg_ddl(ddl)})")
-            _relax(cur.execute, cur.fetchall)
+            _migrate(cur.execute, cur.fetchall)
         con.commit()
         yield con
     finally:

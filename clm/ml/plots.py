@@ -1,4 +1,5 @@
-"""The figures each MLflow run carries: ROC, PR, calibration, lift, deciles, importance.
+"""The figures each MLflow run carries: ROC, PR, calibration, lift, deciles, importance,
+and the recommenders' hit rate and NDCG.
 
 Each function returns a Matplotlib figure; :mod:`clm.ml.tracking` logs it
 with ``mlflow.log_figure`` and closes it.
@@ -121,6 +122,20 @@ def importance(values: dict[str, float], title: str, top: int = 20) -> Any:
     ax.barh([k for k, _ in items], [v for _, v in items])
     ax.set_title(title)
     ax.tick_params(axis="y", labelsize=8)
+    return fig
+
+
+def recommendation(scores: dict[str, dict[str, float]], metrics: tuple[str, ...]) -> Any:
+    """Grouped bars: each recommender's metrics (hit rate and NDCG at 3), side by side."""
+    fig, ax = _figure("Recommendation on the test window")
+    names = list(scores)
+    width = 0.8 / max(1, len(metrics))
+    for i, metric in enumerate(metrics):
+        x = np.arange(len(names)) + i * width
+        ax.bar(x, [scores[n][metric] for n in names], width, label=metric)
+    ax.set_xticks(np.arange(len(names)) + width * (len(metrics) - 1) / 2, names)
+    ax.set(ylim=(0, 1), ylabel="share of customers / NDCG")
+    ax.legend(loc="upper right", fontsize=8)
     return fig
 
 

@@ -23,11 +23,13 @@ preferences are the ceiling (``oracle``).
 
 from __future__ import annotations
 
+import json
 import logging
 import warnings
 from dataclasses import dataclass
 from datetime import date, timedelta
 from pathlib import Path
+from typing import Any
 
 import duckdb
 import numpy as np
@@ -125,54 +127,169 @@ def _popularity(h: History) -> np.ndarray:
     return buyers / (buyers.max() + 1.0)
 
 
+@dataclass
+class Recommender:
+    """A fitted candidate: what scoring needs to rank categories for any purchase history.
+
+    The learned state is small and stored with the model version in MLflow
+    (:meth:`save`, :meth:`load`): the categories it knows, their popularity
+    (the tie-break), and for ``als`` the item factors (a customer's own factors
+    are recomputed from their history at scoring: implicit's fold-in) or for
+    ``item_item`` the category-category similarity. So the version scores a
+    later day's histories, new customers included, without refitting.
+    """
+
+    kind: str
+    categories: list[str]
+    popularity: np.ndarray
+    state: dict[str, np.ndarray]
+    als: object | None = None
+
+    @classmethod
+    def fit(
+        cls, kind: str, h: History, *, seed: int = 42, factors: int = 4, iterations: int = 20
+    ) -> Recommender:
+        """Fit ``kind`` on the history.
+
+        Raises:
+            ValueError: for an unknown candidate.
+        """
+        state: dict[str, np.ndarray] = {}
+        als = None
+        if kind == "item_item":
+            from implicit.nearest_neighbours import CosineRecommender
+            from implicit.utils import ParameterWarning
+
+            knn = CosineRecommender(K=len(h.categories))
+            with warnings.catch_warnings():
+                # implicit converts its own normalized copy to CSR, and says so
+                warnings.simplefilter("ignore", ParameterWarning)
+                knn.fit(h.counts, show_progress=False)
+            state["similarity"] = np.asarray(knn.similarity.todense(), dtype="float64")
+        elif kind == "als":
+            from implicit.cpu.als import AlternatingLeastSquares
+            from threadpoolctl import threadpool_limits
+
+            # One BLAS thread, as implicit asks: its own threads already split the users.
+            with threadpool_limits(1, "blas"):
+                als = AlternatingLeastSquares(
+                    factors=min(factors, len(h.categories) - 1),
+                    regularization=0.05,
+                    iterations=iterations,
+                    random_state=seed,
+                    num_threads=1,  # the same factors on any machine
+                )
+                als.fit(_confidence(h.counts), show_progress=False)
+            state["item_factors"] = np.asarray(als.item_factors)
+            state["regularization"] = np.array([als.regularization])
+        elif kind not in BASELINES:
+            raise ValueError(f"unknown recommender {kind!r}; expected one of {MODELS + BASELINES}")
+        return cls(kind, [str(c) for c in h.categories], _popularity(h), state, als)
+
+    def scores(self, counts: sparse.csr_matrix) -> np.ndarray:
+        """Scores, customers x :attr:`categories` (higher: recommend first), from each
+        customer's completed orders per category (columns in :attr:`categories` order).
+
+        Ties are broken by popularity, so every category is ranked.
+        """
+        n = counts.shape[0]
+        tie = self.popularity * 1e-6
+        if self.kind == "popularity":
+            return np.tile(self.popularity, (n, 1))
+        if self.kind == "own_top":
+            return counts.toarray() + tie
+        if self.kind == "item_item":
+            return np.asarray(counts @ self.state["similarity"]) + tie
+        # als: the customer's factors from their history and the fitted item factors
+        from threadpoolctl import threadpool_limits
+
+        with threadpool_limits(1, "blas"):  # implicit checks it when the model is made
+            users = self._als().recalculate_user(np.arange(n), _confidence(counts))
+        return np.asarray(users @ self.state["item_factors"].T, dtype="float64") + tie
+
+    def _als(self) -> Any:
+        if self.als is None:
+            from implicit.cpu.als import AlternatingLeastSquares
+
+            items = self.state["item_factors"]
+            model = AlternatingLeastSquares(
+                factors=items.shape[1],
+                regularization=float(self.state["regularization"][0]),
+                num_threads=1,
+            )
+            model.item_factors = items.astype("float32")
+            self.als = model
+        return self.als
+
+    def save(self, directory: Path) -> None:
+        """Write the fitted state to ``directory`` (created)."""
+        directory.mkdir(parents=True, exist_ok=True)
+        arrays = {"popularity": self.popularity, **self.state}
+        np.savez(directory / "state.npz", **arrays)  # type: ignore[arg-type]
+        (directory / "recommender.json").write_text(
+            json.dumps({"kind": self.kind, "categories": self.categories, "k": K})
+        )
+
+    @classmethod
+    def load(cls, directory: Path) -> Recommender:
+        """Read what :meth:`save` wrote."""
+        meta = json.loads((directory / "recommender.json").read_text())
+        with np.load(directory / "state.npz") as arrays:
+            state = {name: arrays[name] for name in arrays.files}
+        popularity = state.pop("popularity")
+        return cls(meta["kind"], list(meta["categories"]), popularity, state)
+
+    def recommend(self, h: History, customers: pd.Index, k: int = K) -> list[list[str]]:
+        """The top ``k`` categories for each of ``customers`` from their history in ``h``
+        (none for a customer without one: popularity), recently bought ones left out."""
+        counts, recent = align(h, customers, pd.Index(self.categories))
+        cats = np.asarray(self.categories, dtype=object)
+        top = _top(recent, self.scores(counts), k)
+        return [[str(cats[j]) for j in row if j >= 0] for row in top]
+
+
+def align(
+    h: History, customers: pd.Index, categories: pd.Index
+) -> tuple[sparse.csr_matrix, np.ndarray]:
+    """``h``'s counts and recent flags for ``customers`` x ``categories``: zeros for a
+    customer or a category ``h`` does not have."""
+    rows = h.customers.get_indexer(customers)
+    cols = h.categories.get_indexer(categories)
+    row_ok, col_ok = rows >= 0, cols >= 0
+    picked_rows, picked_cols = np.maximum(rows, 0), np.maximum(cols, 0)
+    counts = h.counts[picked_rows][:, picked_cols]
+    counts = (
+        sparse.diags(row_ok.astype("float32")) @ counts @ sparse.diags(col_ok.astype("float32"))
+    )
+    recent = h.recent[np.ix_(picked_rows, picked_cols)] & row_ok[:, None] & col_ok[None, :]
+    return sparse.csr_matrix(counts, dtype="float32"), recent
+
+
+def _confidence(counts: sparse.csr_matrix) -> sparse.csr_matrix:
+    """log-scaled confidence: a hundred orders of one category do not drown the rest."""
+    return counts.log1p().tocsr().astype("float32")
+
+
 def fit_scores(
     name: str, h: History, *, seed: int = 42, factors: int = 4, iterations: int = 20
 ) -> np.ndarray:
-    """A candidate's scores, customers x categories (higher: recommend first).
-
-    Ties are broken by popularity, so every candidate ranks all categories.
+    """A candidate's scores on the history it was fit on, customers x categories.
 
     Raises:
         ValueError: for an unknown candidate.
     """
-    tie = _popularity(h) * 1e-6
-    if name == "popularity":
-        return np.tile(_popularity(h), (len(h.customers), 1))
-    if name == "own_top":
-        return h.counts.toarray() + tie
-    if name == "item_item":
-        from implicit.nearest_neighbours import CosineRecommender
-        from implicit.utils import ParameterWarning
-
-        knn = CosineRecommender(K=len(h.categories))
-        with warnings.catch_warnings():
-            # implicit converts its own normalized copy to CSR, and says so
-            warnings.simplefilter("ignore", ParameterWarning)
-            knn.fit(h.counts, show_progress=False)
-        return np.asarray((h.counts @ knn.similarity).todense()) + tie
-    if name == "als":
-        from implicit.cpu.als import AlternatingLeastSquares
-        from threadpoolctl import threadpool_limits
-
-        # One BLAS thread, as implicit asks: its own threads already split the users.
-        with threadpool_limits(1, "blas"):
-            als = AlternatingLeastSquares(
-                factors=min(factors, len(h.categories) - 1),
-                regularization=0.05,
-                iterations=iterations,
-                random_state=seed,
-                num_threads=1,  # the same factors on any machine
-            )
-            # log-scaled confidence: a hundred orders of one category do not drown the rest
-            als.fit(h.counts.log1p().tocsr(), show_progress=False)
-        return np.asarray(als.user_factors @ als.item_factors.T) + tie
-    raise ValueError(f"unknown recommender {name!r}; expected one of {MODELS + BASELINES}")
+    fitted = Recommender.fit(name, h, seed=seed, factors=factors, iterations=iterations)
+    return fitted.scores(h.counts)
 
 
 def recommend(h: History, scores: np.ndarray, k: int = K) -> np.ndarray:
     """The top ``k`` category indices per customer, recently bought ones left out
     (-1 where fewer than ``k`` remain)."""
-    masked = np.where(h.recent, -np.inf, scores)
+    return _top(h.recent, scores, k)
+
+
+def _top(recent: np.ndarray, scores: np.ndarray, k: int) -> np.ndarray:
+    masked = np.where(recent, -np.inf, scores)
     order = np.argsort(-masked, axis=1, kind="stable")[:, :k]
     picked = np.take_along_axis(masked, order, axis=1)
     return np.where(np.isfinite(picked), order, -1)

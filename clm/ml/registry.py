@@ -3,7 +3,8 @@
 Everything that touches the registry goes through here: where MLflow points
 (:func:`setup_mlflow`), the names and the ``champion`` alias, looking up and
 loading a champion with its schema checked against the feature service
-(:func:`load_champions`), and moving the alias back (:func:`rollback`).
+(:func:`load_champions`) or the recommender (:func:`load_reco_champion`), and
+moving the alias back (:func:`rollback`).
 Promotion decisions live in :mod:`clm.ml.promotion`; scoring, the CLI, the
 report and the runner read the registry only through this module.
 """
@@ -20,9 +21,11 @@ log = logging.getLogger(__name__)
 
 ALIAS = "champion"
 
-REGISTERED = {"churn": "clm-churn", "clv": "clm-clv"}
+REGISTERED = {"churn": "clm-churn", "clv": "clm-clv", "reco": "clm-reco"}
 
-SERVICES = {"churn": "churn_v1", "clv": "clv_v1"}  # the feature service of each task
+# The feature service of each task scored from the snapshot. The recommender reads
+# purchase histories instead, and a day is scored without one (no categories yet).
+SERVICES = {"churn": "churn_v1", "clv": "clv_v1"}
 
 DONE, PENDING = "done", "pending"
 
@@ -77,12 +80,12 @@ def current_champion(client: Any, name: str) -> Any | None:
 
 
 def champion_exists(settings: Settings) -> bool:
-    """True when both registered models have a ``champion`` alias."""
+    """True when the models scoring needs (churn and clv) have a ``champion`` alias."""
     import mlflow
 
     setup_mlflow(settings)
     client = mlflow.MlflowClient()
-    return all(current_champion(client, name) is not None for name in REGISTERED.values())
+    return all(current_champion(client, REGISTERED[task]) is not None for task in SERVICES)
 
 
 def schema_problem(features: list[str], expected: list[str]) -> str | None:
@@ -145,7 +148,8 @@ def load_champions(settings: Settings) -> dict[str, Champion]:
     setup_mlflow(settings)
     client = MlflowClient()
     out = {}
-    for task, name in REGISTERED.items():
+    for task, service in SERVICES.items():
+        name = REGISTERED[task]
         current = current_champion(client, name)
         if current is None:
             raise RuntimeError(
@@ -154,7 +158,7 @@ def load_champions(settings: Settings) -> dict[str, Champion]:
         version = str(current.version)
         uri = f"models:/{name}/{version}"
         features = model_features(uri)
-        problem = schema_problem(features, feature_store.feature_names(settings, SERVICES[task]))
+        problem = schema_problem(features, feature_store.feature_names(settings, service))
         if problem:
             raise ChampionSchemaError(
                 f"{name}@{ALIAS} (v{version}): {problem}; nothing scored. Roll the alias to a "
@@ -162,6 +166,31 @@ def load_champions(settings: Settings) -> dict[str, Champion]:
             )
         out[task] = Champion(task, name, version, load_version(uri), features)
     return out
+
+
+@dataclass
+class RecoChampion:
+    """The recommender behind ``clm-reco@champion``, loaded."""
+
+    name: str
+    version: str
+    recommender: Any  # clm.ml.reco.Recommender
+
+
+def load_reco_champion(settings: Settings) -> RecoChampion | None:
+    """The recommender behind ``@champion`` (pinned by number), or None when there is none
+    yet: a shop whose orders have too few categories has no recommender."""
+    from mlflow import MlflowClient
+
+    from clm.ml.reco_model import load_recommender
+
+    setup_mlflow(settings)
+    name = REGISTERED["reco"]
+    current = current_champion(MlflowClient(), name)
+    if current is None:
+        return None
+    version = str(current.version)
+    return RecoChampion(name, version, load_recommender(f"models:/{name}/{version}"))
 
 
 def _unfinished(version: Any) -> bool:
@@ -226,15 +255,19 @@ def rollback_champion(
 
     task = {registered: t for t, registered in REGISTERED.items()}[name]
     setup_mlflow(settings)
-    rollback(name, version, feature_store.feature_names(settings, SERVICES[task]), override_reason)
+    expected = feature_store.feature_names(settings, SERVICES[task]) if task in SERVICES else None
+    rollback(name, version, expected, override_reason)
 
 
-def rollback(name: str, version: str, expected: list[str], override_reason: str = "") -> None:
+def rollback(
+    name: str, version: str, expected: list[str] | None, override_reason: str = ""
+) -> None:
     """Point ``@champion`` at another version.
 
     The version's inputs must match the feature service (``expected``), with
-    no exception. A version that was never promoted (kept out, retired, or
-    unfinished) moves only with ``override_reason``, which is recorded on it.
+    no exception; a recommender (``expected`` None) must be one. A version
+    that was never promoted (kept out, retired, or unfinished) moves only
+    with ``override_reason``, which is recorded on it.
 
     Raises:
         mlflow.exceptions.MlflowException: if the version does not exist.
@@ -242,11 +275,17 @@ def rollback(name: str, version: str, expected: list[str], override_reason: str 
     """
     from datetime import UTC, datetime
 
+    import mlflow
     from mlflow import MlflowClient
 
     client = MlflowClient()
     target = client.get_model_version(name, version)
-    problem = schema_problem(model_features(f"models:/{name}/{version}"), expected)
+    uri = f"models:/{name}/{version}"
+    if expected is None:
+        metadata = mlflow.models.get_model_info(uri).metadata or {}
+        problem = None if metadata.get("task") == "reco" else "it is not a recommender"
+    else:
+        problem = schema_problem(model_features(uri), expected)
     if problem:
         raise ValueError(f"{name} v{version}: {problem}; scoring cannot use it")
     tags = target.tags or {}

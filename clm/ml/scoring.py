@@ -3,13 +3,15 @@
 One run reads the day's feature snapshot, scores it with the version behind
 each ``@champion`` (pinned by number for the whole run), assigns the segments,
 explains the churn score with exact tree SHAP where the next best action needs
-it (``top_reasons`` in ``config/segments.yaml``), checks the rows with the
+it (``top_reasons`` in ``config/segments.yaml``), recommends three categories
+with ``clm-reco@champion`` from the purchase histories up to ds, checks the rows with the
 output suite, measures drift against the champions' training reference, and
 writes every table of the day in one warehouse transaction.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from collections.abc import Callable, Iterator
@@ -31,7 +33,7 @@ from clm.data.validation import BatchValidationError, ValidationRun, check_outpu
 from clm.data.warehouse import Partition
 
 if TYPE_CHECKING:
-    from clm.ml.registry import Champion
+    from clm.ml.registry import Champion, RecoChampion
 
 log = logging.getLogger(__name__)
 TOP_REASONS = 3
@@ -54,6 +56,7 @@ class ScoreReport:
     retrain: bool = False
     seconds: dict[str, float] = field(default_factory=dict)
     explained: int = 0  # customers given top_reasons
+    reco_model_version: str | None = None  # None: no recommender yet
 
 
 class Steps:
@@ -186,6 +189,34 @@ def _neighbour_segments(url: str, ds: date, before: bool) -> tuple[date | None, 
     return found, rows
 
 
+def recommendations(
+    settings: Settings, champion: RecoChampion | None, ds: date, customers: pd.Series
+) -> list[str | None]:
+    """``recommended_categories`` of each customer: a JSON array of the top three
+    categories from the champion recommender on the purchase histories up to ds.
+
+    None for everyone when there is no recommender yet (a shop with too few categories).
+    """
+    from clm.ml.reco import history
+
+    if champion is None:
+        log.warning("no clm-reco@champion yet: recommended_categories left empty for %s", ds)
+        return [None] * len(customers)
+    try:
+        h = history(settings.validated_dir, ds)
+    except ValueError as exc:
+        log.warning("recommended_categories left empty for %s: %s", ds, exc)
+        return [None] * len(customers)
+    top = champion.recommender.recommend(h, pd.Index(customers))
+    log.info(
+        "recommended categories for %d customers with clm-reco v%s (%s)",
+        len(top),
+        champion.version,
+        champion.recommender.kind,
+    )
+    return [json.dumps(names, ensure_ascii=False) for names in top]
+
+
 def score_day(
     settings: Settings, ds: date, on_step: Callable[[str], None] | None = None
 ) -> ScoreReport:
@@ -204,9 +235,10 @@ def score_day(
     steps = Steps(on_step)
     rules = load_rules(settings.segments_config)
     with steps("load champions"):
-        from clm.ml.registry import load_champions
+        from clm.ml.registry import load_champions, load_reco_champion
 
         champions = load_champions(settings)
+        reco_champion = load_reco_champion(settings)
     with steps("load snapshot"):
         # In customer order, so the importance sample is the same rows on a re-run.
         snapshot = load_snapshot(settings, ds).sort_values("customer_id", ignore_index=True)
@@ -270,6 +302,11 @@ def score_day(
             rules["top_reasons"]["actions"],
             len(sample),
         )
+    with steps("recommend"):
+        segments["recommended_categories"] = recommendations(
+            settings, reco_champion, ds, segments["customer_id"]
+        )
+        segments["reco_model_version"] = None if reco_champion is None else reco_champion.version
     with steps("summary"):
         segments["ds"] = ds
         segments["churn_model_version"] = churn.version
@@ -329,4 +366,5 @@ def score_day(
         retrain,
         steps.seconds,
         int(need.sum()),
+        None if reco_champion is None else reco_champion.version,
     )

@@ -1,4 +1,5 @@
-"""Build a point-in-time training set, train both families and the baselines, track, promote."""
+"""Build a point-in-time training set, train both families and the baselines, track, promote;
+and the recommenders on the purchase histories at the same test cutoff."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from clm.core.settings import PROJECT_ROOT, Settings
 from clm.data import btyd, feature_store
 from clm.data.features import ensure_snapshots, snapshot_timestamp, training_cutoffs
 from clm.data.labels import compute_labels
+from clm.ml import reco
 from clm.ml.compare import PRIMARY, Candidate, TaskData, best_model, run_candidates, task_data
 from clm.ml.metrics import score
 from clm.ml.promotion import decide, promote
@@ -290,7 +292,164 @@ def train(
                 }
             )
             result.decisions[task] = decided
+    reco_run = train_recommender(
+        settings,
+        data,
+        ds=ds,
+        tags={"ds": ds.isoformat(), "airflow_run_id": airflow_run_id, "git_sha": sha},
+        force=force_promotion,
+    )
+    if reco_run is not None:
+        result.metrics["reco"], result.decisions["reco"] = reco_run
     return result
+
+
+def reco_scores(rec: reco.Recommender, h: reco.History, rel: np.ndarray) -> pd.DataFrame:
+    """Hit and NDCG at 3 per customer of ``rec``'s recommendations from the histories in
+    ``h``: the path scoring takes, so a champion fit on other categories is comparable."""
+    named = rec.recommend(h, h.customers)
+    top = np.full((len(named), reco.K), -1)
+    for i, cats in enumerate(named):
+        top[i, : len(cats)] = h.categories.get_indexer(pd.Index(cats))
+    return reco.per_customer(top, rel)
+
+
+def train_recommender(
+    settings: Settings, data: TrainingSet, *, ds: date, tags: dict[str, str], force: bool
+) -> tuple[dict[str, dict[str, float]], dict[str, Any]] | None:
+    """Fit every recommender on the purchase histories up to the test cutoff, score the
+    next H days, log to MLflow (experiment ``clm-reco``) and promote the best
+    collaborative-filtering model if it beats ``clm-reco@champion`` on the same window.
+
+    Returns:
+        The candidates' metrics and the decision; None when the shop has too few
+        categories to recommend from, or nobody bought a new one in the window.
+    """
+    import mlflow
+
+    from clm.ml import plots
+    from clm.ml.reco_model import history_frame, load_recommender, log_recommender
+
+    cutoff, horizon = data.test_cutoff, data.horizon_days
+    try:
+        h = reco.history(settings.validated_dir, cutoff)
+    except ValueError as exc:
+        log.warning("recommendation not trained: %s", exc)
+        return None
+    if len(h.categories) <= reco.K:
+        log.warning(
+            "recommendation not trained: %d categories by %s (a top %d needs more)",
+            len(h.categories),
+            cutoff,
+            reco.K,
+        )
+        return None
+    rel = reco.relevant(h, reco.bought_after(settings.validated_dir, cutoff, horizon))
+    if not rel.any():
+        log.warning(
+            "recommendation not trained: nobody bought a category new to them in %s..+%dd",
+            cutoff,
+            horizon,
+        )
+        return None
+    metric = f"ndcg_at_{reco.K}"
+    name = REGISTERED["reco"]
+    client = mlflow.MlflowClient()
+    mlflow.set_experiment(name)
+    run_tags = {**tags, "task": "reco", "split": "time"}
+    example = history_frame(h.counts, list(h.categories))
+    metrics: dict[str, dict[str, float]] = {}
+    uris: dict[str, str] = {}
+    with mlflow.start_run(run_name=f"train {ds.isoformat()}", tags=run_tags) as parent:
+        mlflow.log_params(
+            {
+                "test_cutoff": cutoff.isoformat(),
+                "horizon_days": horizon,
+                "k": reco.K,
+                "recent_days": reco.RECENT_DAYS,
+                "categories": len(h.categories),
+                "customers": len(h.customers),
+                "customers_evaluated": int(rel.any(axis=1).sum()),
+            }
+        )
+        for kind in (*reco.MODELS, *reco.BASELINES):
+            is_model = kind in reco.MODELS
+            with mlflow.start_run(
+                run_name=kind,
+                nested=True,
+                tags={
+                    **run_tags,
+                    "candidate": kind,
+                    "kind": "model" if is_model else "baseline",
+                    "description": reco.DESCRIPTIONS[kind],
+                },
+            ):
+                rec = reco.Recommender.fit(kind, h, seed=settings.seed)
+                per = reco_scores(rec, h, rel)
+                metrics[kind] = {
+                    f"hit_at_{reco.K}": float(per[f"hit_at_{reco.K}"].mean()),
+                    metric: float(per[metric].mean()),
+                }
+                mlflow.log_metrics(metrics[kind])
+                if kind == "als":
+                    mlflow.log_params({"factors": rec.state["item_factors"].shape[1]})
+                if is_model:
+                    uris[kind] = log_recommender(rec, example, reco.DESCRIPTIONS[kind])
+        best = max(reco.MODELS, key=lambda k: metrics[k][metric])
+        beaten_by = [b for b in reco.BASELINES if metrics[b][metric] >= metrics[best][metric]]
+        if beaten_by:
+            log.warning("reco: baseline(s) %s match or beat %s on %s", beaten_by, best, metric)
+        fig = plots.recommendation(metrics, (f"hit_at_{reco.K}", metric))
+        mlflow.log_figure(fig, "comparison/recommendation.png")
+        plots.close(fig)
+        mlflow.log_table(
+            {
+                "candidate": list(metrics),
+                **{m: [v[m] for v in metrics.values()] for m in metrics[best]},
+            },
+            "comparison/table.json",
+        )
+        retire_unfinished(client, name, by=f"the training run of {ds}")
+        champion = current_champion(client, name)
+        champion_score = champion_version = None
+        if champion is not None:
+            champion_version = str(champion.version)
+            old = load_recommender(f"models:/{name}/{champion_version}")
+            champion_score = float(reco_scores(old, h, rel)[metric].mean())
+            mlflow.log_metric(f"champion_{metric}", champion_score)
+        decision = decide(
+            metrics[best][metric],
+            champion_score,
+            floor=settings.reco_ndcg_floor,
+            margin=settings.promotion_margin,
+            schema_ok=True,  # a recommender reads histories, whatever categories they have
+            force=force,
+        )
+        version = promote(
+            task="reco",
+            ds=ds,
+            model_uri=uris[best],
+            family=best,
+            metric=metric,
+            challenger_score=metrics[best][metric],
+            champion_score=champion_score,
+            champion_version=champion_version,
+            decision=decision,
+            run_id=parent.info.run_id,
+            warehouse_url=settings.warehouse,
+        )
+        mlflow.set_tags(
+            {"best_family": best, "decision": decision.label, "registered_version": version}
+        )
+    return metrics, {
+        "family": best,
+        "version": version,
+        "decision": decision.label,
+        "reasons": decision.reasons,
+        metric: metrics[best][metric],
+        "champion_version": champion_version,
+        "champion_score": champion_score,
+    }
 
 
 def _decide_and_promote(

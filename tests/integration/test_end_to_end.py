@@ -9,6 +9,7 @@ after the landed range.
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 from collections.abc import Iterator
@@ -70,10 +71,34 @@ def test_segment_table_has_one_valid_row_per_scored_customer(pipeline) -> None:
     assert rows.loc[~needed, "top_reasons"].isna().all()
     assert rows["churn_model_version"].str.fullmatch(r"\d+").all()
     assert rows["clv_model_version"].str.fullmatch(r"\d+").all()
+    assert rows["reco_model_version"].str.fullmatch(r"\d+").all()
     days = warehouse.query(
         settings.warehouse, "SELECT DISTINCT ds FROM segment_summary ORDER BY ds"
     )["ds"]
     assert [d.date() for d in days] == [FIRST + timedelta(days=i) for i in range(6)]
+
+
+def test_recommendations_are_three_categories_not_bought_recently(pipeline) -> None:
+    """Every scored customer gets categories from clm-reco@champion, none bought in the
+    last 30 days, and they follow the purchase histories (not one list for everyone)."""
+    _, settings = pipeline
+    from clm.data.simulate import CATEGORIES
+    from clm.ml import reco
+
+    rows = warehouse.query(
+        settings.warehouse,
+        "SELECT customer_id, recommended_categories FROM customer_segments WHERE ds = ?",
+        [LAST],
+    )
+    lists = rows["recommended_categories"].map(json.loads)
+    assert lists.map(len).eq(3).mean() > 0.95
+    assert all(len(set(x)) == len(x) and set(x) <= set(CATEGORIES) for x in lists)
+    h = reco.history(settings.validated_dir, LAST)
+    recent = pd.DataFrame(h.recent, index=h.customers, columns=h.categories)
+    for customer, cats in zip(rows["customer_id"], lists, strict=True):
+        if customer in recent.index:
+            assert not recent.loc[customer, cats].any(), (customer, cats)
+    assert lists.map(tuple).nunique() > 10  # personal, not the shop's best sellers
 
 
 def test_mlflow_has_both_families_and_the_champion_alias(pipeline) -> None:
@@ -113,8 +138,28 @@ def test_mlflow_has_both_families_and_the_champion_alias(pipeline) -> None:
         assert champion.tags["decision"] == "promote"
         model_info = mlflow.models.get_model_info(f"models:/{name}@champion")
         assert model_info.signature is not None
+    experiment = client.get_experiment_by_name("clm-reco")
+    runs = client.search_runs([experiment.experiment_id])
+    children = [r for r in runs if "mlflow.parentRunId" in r.data.tags]
+    assert len(runs) - len(children) == 2
+    assert {r.data.tags["candidate"] for r in children} == {
+        "als",
+        "item_item",
+        "popularity",
+        "own_top",
+    }
+    assert all({"hit_at_3", "ndcg_at_3"} == set(r.data.metrics) for r in children)
+    champion = client.get_model_version_by_alias("clm-reco", "champion")
+    assert champion.tags["family"] in {"als", "item_item"}
+    model = mlflow.pyfunc.load_model("models:/clm-reco@champion")  # any MLflow consumer
+    categories = model.metadata.metadata["categories"]
+    history = pd.DataFrame(0.0, index=range(2), columns=categories, dtype="float32")
+    history.iloc[0, :2] = [3.0, 1.0]
+    scores = model.predict(history)
+    assert list(scores.columns) == categories and scores.notna().all().all()
+    assert not scores.iloc[0].equals(scores.iloc[1])  # the history matters
     promotions = warehouse.query(settings.warehouse, "SELECT * FROM model_promotions")
-    assert len(promotions) == 4 and promotions["reasons"].str.len().gt(0).all()
+    assert len(promotions) == 6 and promotions["reasons"].str.len().gt(0).all()
     second = promotions[promotions.ds == promotions.ds.max()]
     assert second["champion_version"].notna().all()  # compared with the first champion
 
