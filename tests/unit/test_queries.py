@@ -28,6 +28,8 @@ def _segments(ds: date, version: str) -> pd.DataFrame:
             "top_reasons": ["a", "b", "c"],
             "churn_model_version": [version] * 3,
             "clv_model_version": ["1"] * 3,
+            "recommended_categories": ['["toys"]', "[]", None],
+            "reco_model_version": ["4", "4", None],
         }
     )
 
@@ -123,3 +125,45 @@ def test_only_known_tables_are_read(tmp_path: Path) -> None:
         queries.latest_ds(url, "customer_segments; DROP TABLE drift")
     with pytest.raises(ValueError, match="is not one of"):
         queries.day(url, "customer_segments", D1)
+
+
+OLD_SEGMENTS = """CREATE TABLE customer_segments (
+    ds DATE NOT NULL, customer_id VARCHAR NOT NULL, lifecycle_stage VARCHAR NOT NULL,
+    churn_probability DOUBLE PRECISION NOT NULL, expected_spend DOUBLE PRECISION NOT NULL,
+    value_tier VARCHAR NOT NULL, rfm_segment VARCHAR NOT NULL, segment VARCHAR NOT NULL,
+    next_best_action VARCHAR NOT NULL, top_reasons VARCHAR NOT NULL,
+    churn_model_version VARCHAR NOT NULL, clv_model_version VARCHAR NOT NULL,
+    PRIMARY KEY (ds, customer_id))"""
+OLD_ROW = (
+    "INSERT INTO customer_segments VALUES ('2024-02-01', 'C9', 'active', 0.1, 1.0, 'mid', "
+    "'Loyal', 'mid_value_healthy', 'cross_sell', 'none', '1', '1')"
+)
+
+
+@pytest.mark.parametrize("kind", ["duckdb", "postgres"])
+def test_a_warehouse_of_an_earlier_version_gains_the_new_columns(
+    kind: str, request: pytest.FixtureRequest, tmp_path: Path
+) -> None:
+    """A table written before recommendations existed: its rows are kept (NULL in the new
+    columns), new days are written whole, and a reader alone brings it up to date."""
+    if kind == "duckdb":
+        import duckdb
+
+        url = f"duckdb:///{tmp_path / 'old.duckdb'}"
+        with duckdb.connect(str(tmp_path / "old.duckdb")) as con:
+            con.execute(OLD_SEGMENTS)
+            con.execute(OLD_ROW)
+    else:
+        import psycopg
+
+        url = str(request.getfixturevalue("postgres_url"))
+        with psycopg.connect(url) as con:
+            con.execute(OLD_SEGMENTS)
+            con.execute(OLD_ROW)
+    old = queries.customer(url, "C9")  # a read, before any write
+    assert old["recommended_categories"].isna().all() and old["reco_model_version"].isna().all()
+    _fill(url)
+    new = queries.customer(url, "C2")
+    assert new["recommended_categories"].tolist() == ["[]"]
+    assert new["reco_model_version"].tolist() == ["4"]
+    assert len(queries.customer(url, "C9")) == 1  # kept

@@ -6,10 +6,14 @@ from __future__ import annotations
 import math
 from datetime import date
 from pathlib import Path
+from typing import Any
 
 import numpy as np
+import pandas as pd
 import pytest
+from mlflow.pyfunc import PythonModel
 
+from clm.core.settings import Settings
 from clm.data.simulate import CATEGORIES, simulate_shop
 from clm.ml import reco
 
@@ -75,3 +79,59 @@ def test_collaborative_filtering_finds_the_shared_tastes(shop: Path) -> None:
         assert hit[model] > hit["own_top"] > hit["popularity"] + 0.05, hit
         assert ndcg[model] > ndcg["own_top"] > ndcg["popularity"], ndcg
         assert hit["oracle"] > hit[model] and ndcg["oracle"] > ndcg[model]
+
+
+def test_a_saved_recommender_scores_and_recommends_as_the_fitted_one(
+    shop: Path, tmp_path: Path
+) -> None:
+    """What MLflow stores is enough: every candidate, loaded back, gives the same scores;
+    a customer without history gets the shop's popular categories, and a category the
+    model never saw is never recommended."""
+    h = reco.history(shop / "orders", CUTOFF)
+    for kind in (*reco.MODELS, *reco.BASELINES):
+        fitted = reco.Recommender.fit(kind, h)
+        fitted.save(tmp_path / kind)
+        loaded = reco.Recommender.load(tmp_path / kind)
+        np.testing.assert_allclose(loaded.scores(h.counts), fitted.scores(h.counts), rtol=1e-6)
+        assert loaded.recommend(h, h.customers[:50]) == fitted.recommend(h, h.customers[:50])
+    popular = list(reco.Recommender.fit("popularity", h).recommend(h, h.customers[:1])[0])
+    item_item = reco.Recommender.fit("item_item", h)
+    assert item_item.recommend(h, pd.Index(["nobody"])) == [popular]
+    narrow = reco.Recommender.load(tmp_path / "item_item")
+    known = [c for c in narrow.categories if c != popular[0]]
+    keep = [narrow.categories.index(c) for c in known]
+    narrow.categories = known
+    narrow.popularity = narrow.popularity[keep]
+    narrow.state["similarity"] = narrow.state["similarity"][np.ix_(keep, keep)]
+    assert all(popular[0] not in cats for cats in narrow.recommend(h, h.customers))
+
+
+def test_the_mlflow_model_is_a_pyfunc_any_consumer_can_score(
+    shop: Path, settings: Settings
+) -> None:
+    import mlflow
+
+    from clm.ml.reco_model import history_frame, load_recommender, log_recommender
+    from clm.ml.registry import setup_mlflow
+
+    h = reco.history(shop / "orders", CUTOFF)
+    fitted = reco.Recommender.fit("als", h)
+    setup_mlflow(settings, ["clm-reco"])
+    mlflow.set_experiment("clm-reco")
+    with mlflow.start_run():
+        uri = log_recommender(fitted, history_frame(h.counts, list(h.categories)), "als")
+    assert load_recommender(uri).recommend(h, h.customers) == fitted.recommend(h, h.customers)
+    frame = pd.DataFrame(h.counts[:20].toarray(), columns=h.categories).astype("float32")
+    scores = mlflow.pyfunc.load_model(uri).predict(frame)
+    np.testing.assert_allclose(scores.to_numpy(), fitted.scores(h.counts[:20]), rtol=1e-5)
+    with mlflow.start_run():
+        other = mlflow.pyfunc.log_model(name="model", python_model=_Echo()).model_uri
+    with pytest.raises(ValueError, match="not a recommender"):
+        load_recommender(other)
+
+
+class _Echo(PythonModel):  # type: ignore[misc]
+    """Some other pyfunc model."""
+
+    def predict(self, context: Any, model_input: pd.DataFrame, params: Any = None) -> pd.DataFrame:
+        return model_input

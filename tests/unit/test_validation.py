@@ -124,6 +124,9 @@ def test_output_suite_refuses_a_bad_segment_table(tmp_path: Path) -> None:
             "top_reasons": ["recency_days, tenure_days, visits_30d", None, "none"],
             "churn_model_version": ["1", "1", "1"],
             "clv_model_version": ["2", "2", "2"],
+            # JSON arrays of category names (any text), NULL before a recommender exists
+            "recommended_categories": ['["garden", "toys", "a \\"quoted\\", name"]', "[]", None],
+            "reco_model_version": ["3", "3", None],
         }
     )
     suite = SUITES / "customer_segments.json"
@@ -134,6 +137,7 @@ def test_output_suite_refuses_a_bad_segment_table(tmp_path: Path) -> None:
         segment=["high_value_healthy", "vip", "mid_value_healthy"],
         next_best_action=["cross_sell", "call them", "win_back"],
         top_reasons=["a;b;c", "none", None],
+        recommended_categories=['["a", "b", "c", "d"]', "garden, toys", '["toys"]'],
     )
     with pytest.raises(BatchValidationError) as err:
         check_output(bad, suite, tmp_path, "customer_segments", DS)
@@ -143,3 +147,5 @@ def test_output_suite_refuses_a_bad_segment_table(tmp_path: Path) -> None:
     assert "next_best_action is not a known action" in str(err.value)
     assert "top_reasons is not up to three feature names (1)" in str(err.value)
     assert "top_reasons is missing where the action needs them" in str(err.value)
+    assert "recommended_categories is not a JSON array of at most three" in str(err.value)
+    assert "a recommendation without the version of clm-reco that made it (1)" in str(err.value)
