@@ -95,7 +95,7 @@ def render_page() -> str:
     """The page's HTML, from the warehouse and the MLflow registry."""
     import pandas as pd
 
-    from clm.app.report import champions, day_data, transition_matrix
+    from clm.app.report import champions, day_data, recommendation_table, transition_matrix
     from clm.data import queries
 
     settings = _settings()
@@ -142,6 +142,21 @@ def render_page() -> str:
                 parts.append(f"<tr><td>{html.escape(str(from_segment))}</td>{cells}</tr>")
             parts.append("</table>")
         parts.append("</div></div>")
+        recommended = recommendation_table(data.segments)
+        parts.append("<h2>Recommended categories</h2>")
+        if recommended.empty:
+            parts.append("<p>none yet: clm-reco has no champion</p>")
+        else:
+            parts.append(
+                "<table><tr><th>category</th><th>in top 3</th><th>first</th>"
+                "<th>cross-sell first</th></tr>"
+            )
+            for r in recommended.head(12).itertuples(index=False):
+                parts.append(
+                    f"<tr><td>{html.escape(str(r[0]))}</td><td>{r[1]:,}</td><td>{r[2]:,}</td>"
+                    f"<td>{r[3]:,}</td></tr>"
+                )
+            parts.append("</table>")
         drifted = data.drift.loc[data.drift["drifted"].astype(bool), "name"].unique().tolist()
         shown = ", ".join(drifted[:8]) + (
             f" and {len(drifted) - 8} more" if len(drifted) > 8 else ""

@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import html
 import io
+import json
 import logging
 from dataclasses import dataclass, field
 from datetime import date
@@ -19,6 +20,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from clm.core.console import inert
 from clm.core.settings import Settings
 from clm.data import queries
 from clm.data.segments import STAGES
@@ -123,6 +125,42 @@ def transition_matrix(transitions: pd.DataFrame) -> pd.DataFrame:
 
 
 # Charts -------------------------------------------------------------------------------------
+def recommendation_table(segments: pd.DataFrame) -> pd.DataFrame:
+    """Per category: customers it is recommended to (in their top three), those for
+    whom it comes first, and the cross-sell customers for whom it comes first (the
+    category the cross-sell names). Empty when the day has no recommendations."""
+    lists = segments["recommended_categories"].dropna().map(json.loads)
+    if lists.empty:
+        return pd.DataFrame(columns=["category", "in top 3", "first", "cross-sell first"])
+    cross = segments.loc[lists.index, "next_best_action"].eq("cross_sell")
+    first = lists.map(lambda cats: cats[0] if cats else None)
+    table = pd.DataFrame(
+        {
+            "in top 3": lists.explode().dropna().value_counts(),
+            "first": first.value_counts(),
+            "cross-sell first": first[cross].value_counts(),
+        }
+    )
+    table = table.fillna(0).astype(int).sort_values(["first", "in top 3"], ascending=False)
+    return table.rename_axis("category").reset_index()
+
+
+def chart_recommendations(table: pd.DataFrame) -> str:
+    """Customers per recommended category: in their top three, and first."""
+    plt = _plt()
+    data = table.iloc[::-1]
+    fig, ax = plt.subplots(figsize=(8, 0.35 * len(data) + 1.2))
+    y = np.arange(len(data))
+    ax.barh(y + 0.2, data["in top 3"], 0.4, color="#4c72b0", label="in top 3")
+    ax.barh(y - 0.2, data["first"], 0.4, color="#dd8452", label="first")
+    ax.set_yticks(y, [inert(c) for c in data["category"]])  # landed names, shown as text
+    ax.xaxis.set_major_formatter(_formatter())
+    ax.set_xlabel("customers")
+    ax.legend(loc="lower right", fontsize=8)
+    ax.grid(axis="x", alpha=0.3)
+    return _png(fig)
+
+
 def _png(fig: Any) -> str:
     import matplotlib.pyplot as plt
 
@@ -300,6 +338,18 @@ def render(data: DayData) -> str:
             "{:,.0f}",
         ),
     ]
+    recommended = recommendation_table(seg)
+    parts.append("<h2>Recommended categories</h2>")
+    if recommended.empty:
+        parts.append("<p>No recommendations on this day: clm-reco has no champion yet.</p>")
+    else:
+        parts += [
+            "<p class='muted'>The top three categories each customer has not bought in the "
+            "last 30 days, from clm-reco@champion on the purchase histories; a cross-sell "
+            "offers the first of them.</p>",
+            f"<img alt='recommended categories' src='{chart_recommendations(recommended)}'>",
+            _table(recommended),
+        ]
     matrix = transition_matrix(data.transitions)
     since = f"since {data.previous_ds}" if data.previous_ds else "(first scored day)"
     parts.append(f"<h2>Transitions {since}</h2>")

@@ -31,6 +31,7 @@ SEGMENT_COLUMNS = (
     "rfm_segment",
     "segment",
     "next_best_action",
+    "recommended_categories",
 )
 
 

@@ -100,3 +100,54 @@ def test_inert_escapes_controls_and_keeps_plain_text() -> None:
     assert inert("\x1b[31m") == "\\x1b[31m"
     assert inert("x\u202ey") == "x\\u202ey"
     assert inert("Café ☕") == "Café ☕"
+
+
+def test_recommended_categories_are_inert_in_the_report_the_page_and_the_terminal(
+    settings: Settings, plugin, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Category names are landed text; recommended, they reach every surface."""
+    import json
+    from datetime import date
+
+    import pandas as pd
+
+    from clm.app import report
+    from clm.app.cli import render
+    from clm.data import warehouse
+    from clm.data.customers import CustomerView
+
+    ds = date(2024, 5, 1)
+    lists = [[SCRIPT, IMAGE, "\x1b[2Jtoys"], [IMAGE], []]
+    rows = pd.DataFrame(
+        {
+            "ds": ds,
+            "customer_id": ["c1", "c2", "c3"],
+            "lifecycle_stage": "active",
+            "churn_probability": [0.1, 0.2, 0.3],
+            "expected_spend": [1.0, 2.0, 3.0],
+            "value_tier": "mid",
+            "rfm_segment": "Loyal",
+            "segment": "mid_value_healthy",
+            "next_best_action": "cross_sell",
+            "top_reasons": None,
+            "churn_model_version": "1",
+            "clv_model_version": "1",
+            "recommended_categories": [json.dumps(x, ensure_ascii=False) for x in lists],
+            "reco_model_version": "1",
+        }
+    )
+    warehouse.replace_partition(settings.warehouse, "customer_segments", rows, ds=ds)
+    table = report.recommendation_table(rows)
+    assert dict(zip(table["category"], table["in top 3"], strict=True))[IMAGE] == 2
+    monkeypatch.setattr(report, "champions", lambda _settings: [])
+    page = report.render(report.day_data(settings, ds))
+    served = plugin.segments_page().body.decode()
+    for shown in (page, served):
+        assert SCRIPT not in shown and IMAGE not in shown
+        assert html.escape(SCRIPT) in shown and html.escape(IMAGE) in shown
+    out = io.StringIO()
+    monkeypatch.setattr(render, "console", InertConsole(file=out, width=200))
+    render.customer(CustomerView("c1", {}, rows.iloc[0].to_dict(), 1.0, 1.0))
+    text = out.getvalue()
+    assert "\x1b" not in text and inert("\x1b[2Jtoys") in text
+    assert f"the cross-sell offers {SCRIPT}" in text  # verbatim, as text

@@ -164,7 +164,17 @@ def customer(view: Any) -> None:
         table.add_row(key, "" if value is None else f"{value:.4g}")
     console.print(table)
     if view.segment is not None:
-        console.print_json(json.dumps(view.segment, default=str), ensure_ascii=True)
+        row = dict(view.segment)
+        recommended = row.get("recommended_categories")
+        if isinstance(recommended, str):  # a JSON array in the table: shown as one
+            row["recommended_categories"] = json.loads(recommended)
+        console.print_json(json.dumps(row, default=str), ensure_ascii=True)
+        if isinstance(recommended, str):
+            cats = row["recommended_categories"]
+            shown = ", ".join(cats) or "none (every category bought in the last 30 days)"
+            if row.get("next_best_action") == "cross_sell" and cats:
+                shown += f"; the cross-sell offers {cats[0]}"
+            console.print(styled("[bold]Recommended categories:[/] {}", shown))
 
 
 def promotions(history: pd.DataFrame, champions: dict[str, str | None]) -> None:
