@@ -28,8 +28,8 @@ def _segments(ds: date, version: str) -> pd.DataFrame:
             "top_reasons": ["a", "b", "c"],
             "churn_model_version": [version] * 3,
             "clv_model_version": ["1"] * 3,
-            "recommended_categories": ['["toys"]', "[]", None],
-            "reco_model_version": ["4", "4", None],
+            "recommended_categories": ['["toys"]', "[]", '["books", "garden"]'],
+            "reco_model_version": ["4"] * 3,
         }
     )
 
@@ -109,7 +109,8 @@ def test_a_customer_and_the_model_versions_of_a_day(url: str) -> None:
     row = queries.customer(url, "C2")
     assert len(row) == 1 and pd.Timestamp(row["ds"].iloc[0]).date() == D2
     assert queries.customer(url, "nobody").empty
-    assert queries.model_versions(url, D1)["churn_model_version"].tolist() == ["1"]
+    versions = queries.model_versions(url, D1)
+    assert versions[["churn_model_version", "reco_model_version"]].values.tolist() == [["1", "4"]]
 
 
 def test_the_latest_validation_of_each_table(url: str) -> None:

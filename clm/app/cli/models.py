@@ -33,7 +33,7 @@ def models(ctx: typer.Context) -> None:
 
 @models_app.command("rollback")
 def rollback(
-    model: Annotated[str, typer.Option(help="clm-churn or clm-clv.")],
+    model: Annotated[str, typer.Option(help="clm-churn, clm-clv or clm-reco.")],
     to: Annotated[str, typer.Option("--to", help="Version to make champion.")],
     override_reason: Annotated[
         str,
@@ -42,7 +42,8 @@ def rollback(
         ),
     ] = "",
 ) -> None:
-    """Move the champion alias to another version, if its features match the feature service.
+    """Move the champion alias to another version, if its features match the feature service
+    (for clm-reco: if it is a recommender).
 
     A version that was kept out, retired or never decided needs --override-reason.
     """

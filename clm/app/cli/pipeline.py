@@ -204,7 +204,8 @@ def _summary(settings: Settings, records: list[Any], last: date, seconds: float)
     for _, row in queries.model_versions(settings.warehouse, last).iterrows():
         console.print(
             f"Champions used on {last}: clm-churn v{row.churn_model_version}, "
-            f"clm-clv v{row.clv_model_version}"
+            f"clm-clv v{row.clv_model_version}, "
+            + (f"clm-reco v{row.reco_model_version}" if row.reco_model_version else "no clm-reco")
         )
     print_segments(settings, last)
     report = write_report(settings, last)
