@@ -32,6 +32,7 @@ from clm.core.io import (
     write_partition,
 )
 from clm.core.settings import LANDING_TABLES
+from clm.data import sentiment
 
 log = logging.getLogger(__name__)
 
@@ -76,6 +77,10 @@ ENGAGEMENT_FEATURES: dict[str, str] = {
     "support_tickets_90d": "Support tickets in the last 90 days.",
     "low_ratings_90d": "Reviews rated 1 or 2 in the last 90 days.",
     "avg_rating": "Mean review rating ever (null if none).",
+    "review_sentiment_90d": "Mean VADER compound sentiment (-1 to 1) of the review texts of the "
+    "last 90 days (null if none).",
+    "negative_review_share_90d": "Share of the review texts of the last 90 days whose VADER "
+    "compound sentiment is below -0.05 (null if none).",
 }
 # Scale-free features: lifetime counts and sums grow with the history, so at a
 # later cutoff trees meet values they never saw in training; these mean the same
@@ -315,6 +320,12 @@ agg AS (
             AS low_ratings_90d,
         AVG(rating) FILTER (WHERE event_type = 'review') AS avg_rating
     FROM e GROUP BY customer_id
+),
+s AS (
+    -- the review texts of the last 90 days, scored once per day (clm.data.sentiment)
+    SELECT customer_id, AVG(compound) AS review_sentiment_90d,
+        AVG(CASE WHEN compound < $negative THEN 1.0 ELSE 0.0 END) AS negative_review_share_90d
+    FROM sentiment GROUP BY customer_id
 )
 SELECT p.customer_id,
     CAST(COALESCE(visits_30d, 0) AS DOUBLE) AS visits_30d,
@@ -326,14 +337,21 @@ SELECT p.customer_id,
     CAST(days_since_last_visit AS DOUBLE) AS days_since_last_visit,
     CAST(COALESCE(support_tickets_90d, 0) AS DOUBLE) AS support_tickets_90d,
     CAST(COALESCE(low_ratings_90d, 0) AS DOUBLE) AS low_ratings_90d,
-    CAST(avg_rating AS DOUBLE) AS avg_rating
-FROM population p LEFT JOIN agg USING (customer_id)
+    CAST(avg_rating AS DOUBLE) AS avg_rating,
+    CAST(review_sentiment_90d AS DOUBLE) AS review_sentiment_90d,
+    CAST(negative_review_share_90d AS DOUBLE) AS negative_review_share_90d
+FROM population p LEFT JOIN agg USING (customer_id) LEFT JOIN s USING (customer_id)
 ORDER BY p.customer_id
 """
 
 
-def compute_features(validated_dir: Path, ds: date) -> tuple[pd.DataFrame, pd.DataFrame]:
+def compute_features(
+    validated_dir: Path, ds: date, sentiment_dir: Path | None = None
+) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Compute both feature views for every customer with a completed order by ``ds``.
+
+    Review texts are scored by :mod:`clm.data.sentiment`, each day once when
+    ``sentiment_dir`` keeps the scores (the features directory does).
 
     Returns:
         ``(order_features, engagement_features)``, one row per customer each,
@@ -353,8 +371,14 @@ def compute_features(validated_dir: Path, ds: date) -> tuple[pd.DataFrame, pd.Da
         ).df()
         con.register("population", orders[["customer_id"]])
         if list_partitions(validated_dir, "events"):
+            con.register("sentiment", sentiment.window(validated_dir, sentiment_dir, ds))
             engagement = con.execute(
-                _ENGAGEMENT_SQL, {"events": partition_glob(validated_dir, "events"), "ds": ds}
+                _ENGAGEMENT_SQL,
+                {
+                    "events": partition_glob(validated_dir, "events"),
+                    "ds": ds,
+                    "negative": sentiment.NEGATIVE_BELOW,
+                },
             ).df()
         else:
             engagement = orders[["customer_id"]].assign(
@@ -385,7 +409,7 @@ def write_snapshot(features_dir: Path, validated_dir: Path, ds: date) -> Snapsho
             f"no feature snapshot for ds={ds}: the validated data ends at {newest}; "
             "ingest that day first"
         )
-    orders, engagement = compute_features(validated_dir, ds)
+    orders, engagement = compute_features(validated_dir, ds, features_dir)
     order_path = write_partition(orders, features_dir, ORDER_VIEW, ds)
     engagement_path = write_partition(engagement, features_dir, ENGAGEMENT_VIEW, ds)
     params = partition_dir(features_dir, BTYD_PARAMS_TABLE, ds)

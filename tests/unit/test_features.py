@@ -190,3 +190,70 @@ def test_snapshots_have_one_layout_and_are_made_once(validated, tmp_path) -> Non
     assert {"event_timestamp", "created_timestamp"}.isdisjoint(both.columns)
     assert snapshot_customers(features, ORDER_VIEW, DS) == len(both) == 2
     assert snapshot_customers(features, ENGAGEMENT_VIEW, date(2024, 1, 1)) == 0
+
+
+def _reviews(root, rows) -> None:
+    """Land review events (customer, day, rating, text) as validated partitions."""
+    events = pd.DataFrame(
+        [
+            {
+                "event_id": f"r{i}",
+                "customer_id": cid,
+                "event_ts": datetime(day.year, day.month, day.day, 9, tzinfo=UTC),
+                "event_type": "review",
+                "rating": rating,
+                "review_text": text,
+            }
+            for i, (cid, day, rating, text) in enumerate(rows)
+        ]
+    ).astype({"rating": "Int64"})
+    for day, part in events.groupby(events["event_ts"].dt.date):
+        write_partition(part, root, "events", day)
+
+
+def test_review_sentiment_is_vader_over_the_last_90_days(validated, tmp_path_factory) -> None:
+    from clm.data import sentiment
+
+    happy, angry, flat = "Love it, works great!", "Terrible. Broke in a day, awful.", "It is a box."
+    old = "Absolutely wonderful, the best!"  # 95 days before DS: out of the window
+    _reviews(
+        validated,
+        [
+            ("a", DS - timedelta(days=95), 5, old),
+            ("a", date(2024, 4, 1), 5, happy),
+            ("a", date(2024, 4, 27), 1, angry),
+            ("b", date(2024, 4, 27), 3, flat),
+            ("b", DS + timedelta(days=1), 1, angry),  # after DS
+        ],
+    )
+    scores = dict(
+        zip(
+            [happy, angry, flat, old],
+            sentiment.compound(pd.Series([happy, angry, flat, old])),
+            strict=True,
+        )
+    )
+    assert scores[happy] > 0.5 and scores[angry] < -0.5 and scores[old] > 0.5
+    assert -0.05 <= scores[flat] <= 0.05  # neither
+    cache = tmp_path_factory.mktemp("sentiment")
+    _, engagement = compute_features(validated, DS, cache)
+    e = engagement.set_index("customer_id")
+    assert e.loc["a", "review_sentiment_90d"] == pytest.approx((scores[happy] + scores[angry]) / 2)
+    assert e.loc["a", "negative_review_share_90d"] == 0.5
+    assert e.loc["b", "review_sentiment_90d"] == pytest.approx(scores[flat])
+    assert e.loc["b", "negative_review_share_90d"] == 0.0
+    # the rated review of the fixture has no text: it counts for ratings, not here
+    assert engagement.equals(compute_features(validated, DS)[1])  # kept scores = fresh ones
+    # each day is scored once; a day whose validated events change is scored again
+    days = [date(2024, 4, 1), date(2024, 4, 27)]  # the window's; the older day was never read
+    assert sentiment.ensure_scored(validated, cache, days) == []
+    _reviews(validated, [("b", date(2024, 4, 27), 1, angry)])  # a re-ingest of that day
+    assert sentiment.ensure_scored(validated, cache, days) == [date(2024, 4, 27)]
+    _, again = compute_features(validated, DS, cache)
+    assert again.set_index("customer_id").loc["b", "negative_review_share_90d"] == 1.0
+
+
+def test_events_without_review_texts_give_null_sentiment(validated) -> None:
+    _, engagement = compute_features(validated, DS)  # the fixture's events have no text column
+    assert engagement["review_sentiment_90d"].isna().all()
+    assert engagement["negative_review_share_90d"].isna().all()

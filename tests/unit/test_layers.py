@@ -61,4 +61,6 @@ def test_the_shell_is_on_top_and_the_core_at_the_bottom() -> None:
     app = _contract("clm.app")["layers"]
     assert app[0] == "cli"
     data = [_names(layer) for layer in _contract("clm.data")["layers"]]
-    assert {"validation", "warehouse", "features"} <= data[-1]
+    # the building blocks, over the one scorer they share (review sentiment)
+    assert {"validation", "warehouse", "features"} <= data[-2]
+    assert data[-1] == {"sentiment"}
