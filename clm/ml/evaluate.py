@@ -31,7 +31,7 @@ import pandas as pd
 from clm.core.io import list_partitions
 from clm.core.settings import PROJECT_ROOT, Settings
 from clm.ml import reco
-from clm.ml.compare import LABELS, PRIMARY, Candidate, run_candidates
+from clm.ml.compare import LABELS, PRIMARY, Candidate, best_model, run_candidates
 from clm.ml.metrics import LOWER_IS_BETTER, bootstrap_draws, gain, interval, paired_gain, score
 
 log = logging.getLogger(__name__)
@@ -384,6 +384,63 @@ def reco_report(
     }
 
 
+SENTIMENT_FEATURES = ("review_sentiment_90d", "negative_review_share_90d")
+
+
+def feature_gain(
+    spec: EvalSpec,
+    ws: Settings,
+    rows: Any,
+    cands: list[Candidate],
+    features: tuple[str, ...],
+    horizon_days: int,
+    say: Callable[[str], None],
+) -> dict[str, Any] | None:
+    """How much the best model gains from ``features``: the same family, tuned the same
+    way on the same rows without them, and every metric's paired bootstrap interval of
+    the difference (positive: the features help). None when no test row has any of them.
+    """
+    from clm.ml.compare import task_data
+
+    present = [f for f in features if f in rows.names]
+    if not present or rows.rows("test")[present].notna().to_numpy().sum() == 0:
+        say(f"{rows.task}: no {', '.join(features)} on the test rows; gain not measured")
+        return None
+    best = best_model(cands)
+    say(f"{rows.task}: {best.name} again without {', '.join(present)}")
+    without = task_data(rows.task, rows.frame, [n for n in rows.names if n not in present])
+    (ablated,) = run_candidates(
+        without,
+        families=[best.name],
+        trials=spec.trials,
+        seed=ws.seed,
+        horizon_days=horizon_days,
+        with_baselines=False,
+    )
+    y = rows.y("test")
+    draws = bootstrap_draws(
+        rows.task, y, {"with": best.pred, "without": ablated.pred}, n=spec.bootstrap, seed=ws.seed
+    )
+    metrics = {}
+    for metric, value in best.scores.items():
+        low, high = paired_gain(draws, metric, "with", "without")
+        metrics[metric] = {
+            "with": value,
+            "without": ablated.scores[metric],
+            "gain": float(gain(metric, value, ablated.scores[metric])),
+            "low": low,
+            "high": high,
+            "decided": bool(low > 0),
+        }
+    covered = float(rows.rows("test")[present].notna().any(axis=1).mean())
+    return {
+        "family": best.name,
+        "features": present,
+        "test_rows_with_them": covered,
+        "metrics": metrics,
+    }
+
+
 def _candidates(
     ws: Settings,
     spec: EvalSpec,
@@ -532,6 +589,10 @@ def evaluate(
             }
             if spec.dataset == "online-retail":
                 task_report["targets"] = _targets(task, cands)
+            if task == "churn":
+                found = feature_gain(spec, ws, rows, cands, SENTIMENT_FEATURES, horizon, say)
+                if found is not None:
+                    task_report["sentiment_gain"] = found
             report["tasks"][task] = task_report
             if spec.track:
                 _track(base, spec, report, task, rows, cands)

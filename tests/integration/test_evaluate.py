@@ -73,6 +73,16 @@ def test_evaluate_prints_and_writes_the_comparison_with_the_oracle_ceiling(
     ndcg = {n: e["metrics"]["ndcg_at_3"]["value"] for n, e in entries.items()}
     assert max(ndcg["als"], ndcg["item_item"]) > ndcg["popularity"]
     assert ndcg["oracle"] >= max(ndcg["als"], ndcg["item_item"], ndcg["own_top"])
+    # what review sentiment adds to the churn model: same family, same rows, paired
+    gained = report["tasks"]["churn"]["sentiment_gain"]
+    assert gained["family"] in {"xgboost", "lightgbm"}
+    assert gained["features"] == ["review_sentiment_90d", "negative_review_share_90d"]
+    assert 0 < gained["test_rows_with_them"] < 1  # not every customer writes reviews
+    entries = {e["name"]: e for e in report["tasks"]["churn"]["candidates"]}
+    for metric, v in gained["metrics"].items():
+        assert v["with"] == entries[gained["family"]]["metrics"][metric]["value"]
+        assert v["low"] <= v["high"] and v["decided"] == (v["low"] > 0)
+    assert "what review sentiment adds to" in result.output
     assert "item_item" in result.output and "ndcg_at_3" in result.output
     assert "oracle" in result.output and "rfm_logreg" in result.output
     assert "best model against best baseline" in result.output

@@ -288,6 +288,8 @@ def evaluation(report: dict[str, Any]) -> None:
                 )
         if "targets" in body:
             _targets(task, body["targets"])
+        if "sentiment_gain" in body:
+            _feature_gain(task, "review sentiment", body["sentiment_gain"])
         if "rolling_origin" in report:
             _rolling(task, report["rolling_origin"])
     console.print(f"done in {report['seconds']:.0f} s; workspace {report['workspace']}")
@@ -335,6 +337,27 @@ def _rolling(task: str, rolling: dict[str, Any]) -> None:
         style="italic",
     )
     print_wide(t, 150)
+
+
+def _feature_gain(task: str, what: str, found: dict[str, Any]) -> None:
+    """The best family with and without a group of features, and the paired gain."""
+    t = Table(
+        title=f"{task}: what {what} adds to {found['family']} ({', '.join(found['features'])}; "
+        f"{found['test_rows_with_them']:.0%} of the test rows have them; gain > 0 is better; "
+        "paired 95% interval)",
+        title_justify="left",
+    )
+    for col in ("metric", "with", "without", "gain", "95% interval"):
+        t.add_column(col, justify="left" if col == "metric" else "right")
+    for metric, v in found["metrics"].items():
+        t.add_row(
+            metric,
+            f"{v['with']:.4f}",
+            f"{v['without']:.4f}",
+            Text(f"{v['gain']:+.4f}", style="bold green" if v["decided"] else ""),
+            f"[{v['low']:+.4f}, {v['high']:+.4f}]",
+        )
+    print_wide(t, 120)
 
 
 def _versus(task: str, rows: dict[str, Any]) -> None:
