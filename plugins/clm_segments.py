@@ -95,7 +95,13 @@ def render_page() -> str:
     """The page's HTML, from the warehouse and the MLflow registry."""
     import pandas as pd
 
-    from clm.app.report import champions, day_data, recommendation_table, transition_matrix
+    from clm.app.report import (
+        champions,
+        cluster_table,
+        day_data,
+        recommendation_table,
+        transition_matrix,
+    )
     from clm.data import queries
 
     settings = _settings()
@@ -155,6 +161,21 @@ def render_page() -> str:
                 parts.append(
                     f"<tr><td>{html.escape(str(r[0]))}</td><td>{r[1]:,}</td><td>{r[2]:,}</td>"
                     f"<td>{r[3]:,}</td></tr>"
+                )
+            parts.append("</table>")
+        clustered = cluster_table(data.segments)
+        parts.append("<h2>Behavioural clusters</h2>")
+        if clustered.empty:
+            parts.append("<p>none yet: clm-clusters has no champion</p>")
+        else:
+            parts.append(
+                "<table><tr><th>cluster</th><th>customers</th><th>mean churn</th>"
+                "<th>expected spend</th><th>top segment</th></tr>"
+            )
+            for r in clustered.itertuples(index=False):
+                parts.append(
+                    f"<tr><td>{html.escape(str(r[0]))}</td><td>{r[1]:,}</td><td>{r[2]:.3f}</td>"
+                    f"<td>{r[3]:,.0f}</td><td>{html.escape(str(r[4]))}</td></tr>"
                 )
             parts.append("</table>")
         drifted = data.drift.loc[data.drift["drifted"].astype(bool), "name"].unique().tolist()

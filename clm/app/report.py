@@ -30,6 +30,7 @@ CHAMPION_METRICS = {
     "clm-churn": ("roc_auc", "pr_auc", "log_loss", "top_decile_lift", "calibration_error"),
     "clm-clv": ("spearman", "normalized_gini", "mae", "rmse"),
     "clm-reco": ("hit_at_3", "ndcg_at_3"),
+    "clm-clusters": ("silhouette",),
 }
 
 
@@ -143,6 +144,46 @@ def recommendation_table(segments: pd.DataFrame) -> pd.DataFrame:
     )
     table = table.fillna(0).astype(int).sort_values(["first", "in top 3"], ascending=False)
     return table.rename_axis("category").reset_index()
+
+
+def cluster_table(segments: pd.DataFrame) -> pd.DataFrame:
+    """Per behavioural cluster: customers, mean churn probability, total expected spend
+    and the most common segment. Empty before the first clustering."""
+    rows = segments.dropna(subset=["behaviour_cluster"])
+    if rows.empty:
+        return pd.DataFrame(
+            columns=[
+                "behaviour_cluster",
+                "customers",
+                "mean_churn",
+                "expected_spend",
+                "top_segment",
+            ]
+        )
+    table = rows.groupby("behaviour_cluster").agg(
+        customers=("customer_id", "size"),
+        mean_churn=("churn_probability", "mean"),
+        expected_spend=("expected_spend", "sum"),
+        top_segment=("segment", lambda s: s.value_counts().index[0]),
+    )
+    return table.sort_values("customers", ascending=False).reset_index()
+
+
+def chart_clusters(table: pd.DataFrame) -> str:
+    """Customers and mean churn probability per behavioural cluster."""
+    plt = _plt()
+    data = table.iloc[::-1]
+    labels = [inert(c) for c in data["behaviour_cluster"]]
+    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 0.45 * len(data) + 1.5), sharey=True)
+    left.barh(labels, data["customers"], color="#4c72b0")
+    left.set_title("customers")
+    left.xaxis.set_major_formatter(_formatter())
+    right.barh(labels, data["mean_churn"], color="#c44e52")
+    right.set_title("mean churn probability")
+    right.set_xlim(0, 1)
+    for ax in (left, right):
+        ax.grid(axis="x", alpha=0.3)
+    return _png(fig)
 
 
 def chart_recommendations(table: pd.DataFrame) -> str:
@@ -349,6 +390,19 @@ def render(data: DayData) -> str:
             "offers the first of them.</p>",
             f"<img alt='recommended categories' src='{chart_recommendations(recommended)}'>",
             _table(recommended),
+        ]
+    clustered = cluster_table(seg)
+    parts.append("<h2>Behavioural clusters</h2>")
+    if clustered.empty:
+        parts.append("<p>No clusters on this day: clm-clusters has no champion yet.</p>")
+    else:
+        parts += [
+            "<p class='muted'>k-means on standardized behaviour (recency, order rate, spend "
+            "rate, basket size, breadth, discounts, returns, visits), k chosen by the best "
+            "silhouette at training, each cluster named by the two features furthest from "
+            "the shop's mean (clm-clusters@champion).</p>",
+            f"<img alt='behavioural clusters' src='{chart_clusters(clustered)}'>",
+            _table(clustered),
         ]
     matrix = transition_matrix(data.transitions)
     since = f"since {data.previous_ds}" if data.previous_ds else "(first scored day)"

@@ -32,6 +32,7 @@ SEGMENT_COLUMNS = (
     "segment",
     "next_best_action",
     "recommended_categories",
+    "behaviour_cluster",
 )
 
 

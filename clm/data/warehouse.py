@@ -48,6 +48,7 @@ _DDL = {
         next_best_action VARCHAR NOT NULL, top_reasons VARCHAR,
         churn_model_version VARCHAR NOT NULL, clv_model_version VARCHAR NOT NULL,
         recommended_categories VARCHAR, reco_model_version VARCHAR,
+        behaviour_cluster VARCHAR, cluster_model_version VARCHAR,
         PRIMARY KEY (ds, customer_id)""",
     "segment_summary": """
         ds DATE NOT NULL, segment VARCHAR NOT NULL, customers BIGINT NOT NULL,
@@ -87,10 +88,13 @@ _RELAXED = (("customer_segments", "top_reasons"),)
 
 # Columns added since a table was first created, in DDL order (each one nullable, at
 # the end of the table, so the rows an older version wrote read as NULL there).
-# recommended_categories: a JSON array of category names (clm-reco), reco_model_version.
+# recommended_categories: a JSON array of category names (clm-reco), reco_model_version;
+# behaviour_cluster: the named cluster (clm-clusters), cluster_model_version.
 _ADDED = (
     ("customer_segments", "recommended_categories", "VARCHAR"),
     ("customer_segments", "reco_model_version", "VARCHAR"),
+    ("customer_segments", "behaviour_cluster", "VARCHAR"),
+    ("customer_segments", "cluster_model_version", "VARCHAR"),
 )
 
 

@@ -139,5 +139,15 @@ def recommendation(scores: dict[str, dict[str, float]], metrics: tuple[str, ...]
     return fig
 
 
+def silhouettes(values: dict[int, float], chosen: int) -> Any:
+    """Silhouette of each k of the behavioural clustering, the chosen k marked."""
+    fig, ax = _figure("Behavioural clusters: silhouette by k")
+    ks = sorted(values)
+    ax.plot(ks, [values[k] for k in ks], "o-")
+    ax.axvline(chosen, color="k", ls=":", lw=1)
+    ax.set(xlabel="k (clusters)", ylabel="silhouette (higher: better separated)")
+    return fig
+
+
 def close(fig: Any) -> None:
     plt.close(fig)

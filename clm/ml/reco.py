@@ -201,6 +201,7 @@ class Recommender:
         if self.kind == "item_item":
             return np.asarray(counts @ self.state["similarity"]) + tie
         # als: the customer's factors from their history and the fitted item factors
+        import implicit.cpu.als  # noqa: F401  # its BLAS loaded before the limit is set
         from threadpoolctl import threadpool_limits
 
         with threadpool_limits(1, "blas"):  # implicit checks it when the model is made

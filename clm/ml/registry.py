@@ -21,7 +21,12 @@ log = logging.getLogger(__name__)
 
 ALIAS = "champion"
 
-REGISTERED = {"churn": "clm-churn", "clv": "clm-clv", "reco": "clm-reco"}
+REGISTERED = {
+    "churn": "clm-churn",
+    "clv": "clm-clv",
+    "reco": "clm-reco",
+    "clusters": "clm-clusters",
+}
 
 # The feature service of each task scored from the snapshot. The recommender reads
 # purchase histories instead, and a day is scored without one (no categories yet).
@@ -193,6 +198,30 @@ def load_reco_champion(settings: Settings) -> RecoChampion | None:
     return RecoChampion(name, version, load_recommender(f"models:/{name}/{version}"))
 
 
+@dataclass
+class ClusterChampion:
+    """The behavioural clustering behind ``clm-clusters@champion``, loaded."""
+
+    name: str
+    version: str
+    clusters: Any  # clm.ml.clusters.Clusters
+
+
+def load_cluster_champion(settings: Settings) -> ClusterChampion | None:
+    """The clustering behind ``@champion`` (pinned by number), or None before the first."""
+    from mlflow import MlflowClient
+
+    from clm.ml.cluster_model import load_clusters
+
+    setup_mlflow(settings)
+    name = REGISTERED["clusters"]
+    current = current_champion(MlflowClient(), name)
+    if current is None:
+        return None
+    version = str(current.version)
+    return ClusterChampion(name, version, load_clusters(f"models:/{name}/{version}"))
+
+
 def _unfinished(version: Any) -> bool:
     tags = version.tags or {}
     return "decision" not in tags or tags.get("state") == PENDING
@@ -283,7 +312,8 @@ def rollback(
     uri = f"models:/{name}/{version}"
     if expected is None:
         metadata = mlflow.models.get_model_info(uri).metadata or {}
-        problem = None if metadata.get("task") == "reco" else "it is not a recommender"
+        task = {"clm-reco": "reco", "clm-clusters": "clusters"}.get(name)
+        problem = None if metadata.get("task") == task else f"it is not a {task} model"
     else:
         problem = schema_problem(model_features(uri), expected)
     if problem:

@@ -57,6 +57,7 @@ class ScoreReport:
     seconds: dict[str, float] = field(default_factory=dict)
     explained: int = 0  # customers given top_reasons
     reco_model_version: str | None = None  # None: no recommender yet
+    cluster_model_version: str | None = None  # None: no clustering yet
 
 
 class Steps:
@@ -235,10 +236,11 @@ def score_day(
     steps = Steps(on_step)
     rules = load_rules(settings.segments_config)
     with steps("load champions"):
-        from clm.ml.registry import load_champions, load_reco_champion
+        from clm.ml.registry import load_champions, load_cluster_champion, load_reco_champion
 
         champions = load_champions(settings)
         reco_champion = load_reco_champion(settings)
+        cluster_champion = load_cluster_champion(settings)
     with steps("load snapshot"):
         # In customer order, so the importance sample is the same rows on a re-run.
         snapshot = load_snapshot(settings, ds).sort_values("customer_id", ignore_index=True)
@@ -307,6 +309,16 @@ def score_day(
             settings, reco_champion, ds, segments["customer_id"]
         )
         segments["reco_model_version"] = None if reco_champion is None else reco_champion.version
+    with steps("behaviour clusters"):
+        if cluster_champion is None:
+            log.warning("no clm-clusters@champion yet: behaviour_cluster left empty for %s", ds)
+            segments["behaviour_cluster"] = None
+            segments["cluster_model_version"] = None
+        else:
+            segments["behaviour_cluster"] = cluster_champion.clusters.label(
+                snapshot.set_index("customer_id").loc[segments["customer_id"]].reset_index()
+            )
+            segments["cluster_model_version"] = cluster_champion.version
     with steps("summary"):
         segments["ds"] = ds
         segments["churn_model_version"] = churn.version
@@ -367,4 +379,5 @@ def score_day(
         steps.seconds,
         int(need.sum()),
         None if reco_champion is None else reco_champion.version,
+        None if cluster_champion is None else cluster_champion.version,
     )

@@ -301,7 +301,99 @@ def train(
     )
     if reco_run is not None:
         result.metrics["reco"], result.decisions["reco"] = reco_run
+    clustered = train_clusters(
+        settings, data.test_cutoff, ds=ds, tags={"ds": ds.isoformat(), "git_sha": sha}
+    )
+    if clustered is not None:
+        result.metrics["clusters"], result.decisions["clusters"] = clustered
     return result
+
+
+def train_clusters(
+    settings: Settings, cutoff: date, *, ds: date, tags: dict[str, str]
+) -> tuple[dict[str, dict[str, float]], dict[str, Any]] | None:
+    """Refit the behavioural clusters on the customers as of ``cutoff``, log them to
+    MLflow (experiment ``clm-clusters``) and make the new version ``@champion``:
+    clusters describe, they are not scored against a champion, so each training
+    run's refit replaces the last one.
+
+    Returns:
+        The silhouette of each k and the decision; None with too few customers.
+    """
+    import mlflow
+
+    from clm.ml import clusters as clustering
+    from clm.ml import plots
+    from clm.ml.cluster_model import log_clusters
+    from clm.ml.promotion import Decision
+    from clm.ml.scoring import load_snapshot
+
+    snapshot = load_snapshot(settings, cutoff)
+    try:
+        fitted = clustering.fit(snapshot, seed=settings.seed)
+    except ValueError as exc:
+        log.warning("behaviour clusters not fitted: %s", exc)
+        return None
+    name = REGISTERED["clusters"]
+    client = mlflow.MlflowClient()
+    mlflow.set_experiment(name)
+    labels = fitted.label(snapshot)
+    table = clustering.profile(snapshot, labels)
+    best = fitted.silhouettes[fitted.k]
+    with mlflow.start_run(
+        run_name=f"train {ds.isoformat()}", tags={**tags, "task": "clusters"}
+    ) as run:
+        mlflow.log_params(
+            {
+                "snapshot_ds": cutoff.isoformat(),
+                "customers": len(snapshot),
+                "features": ",".join(fitted.features),
+                "k_range": f"{min(clustering.K_RANGE)}-{max(clustering.K_RANGE)}",
+                "k": fitted.k,
+                "criterion": "silhouette",
+            }
+        )
+        for k, value in fitted.silhouettes.items():
+            mlflow.log_metric("silhouette_by_k", value, step=k)
+        mlflow.log_metric("silhouette", best)
+        fig = plots.silhouettes(fitted.silhouettes, fitted.k)
+        mlflow.log_figure(fig, "silhouette.png")
+        plots.close(fig)
+        mlflow.log_table(table, "profile.json")
+        uri = log_clusters(fitted, snapshot.head(5))
+        retire_unfinished(client, name, by=f"the training run of {ds}")
+        champion = current_champion(client, name)
+        decision = Decision(
+            True,
+            [
+                f"refit at every training run: k={fitted.k} of "
+                f"{min(clustering.K_RANGE)}..{max(clustering.K_RANGE)} by the best "
+                f"silhouette ({best:.3f}) on the customers as of {cutoff}"
+            ],
+        )
+        version = promote(
+            task="clusters",
+            ds=ds,
+            model_uri=uri,
+            family="kmeans",
+            metric="silhouette",
+            challenger_score=best,
+            champion_score=None,
+            champion_version=None if champion is None else str(champion.version),
+            decision=decision,
+            run_id=run.info.run_id,
+            warehouse_url=settings.warehouse,
+        )
+    log.info("behaviour clusters v%s: %s", version, ", ".join(fitted.names))
+    metrics = {"kmeans": {"k": float(fitted.k), "silhouette": best}}
+    return metrics, {
+        "family": "kmeans",
+        "version": version,
+        "decision": decision.label,
+        "reasons": decision.reasons,
+        "silhouette": best,
+        "names": fitted.names,
+    }
 
 
 def reco_scores(rec: reco.Recommender, h: reco.History, rel: np.ndarray) -> pd.DataFrame:

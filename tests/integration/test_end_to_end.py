@@ -72,6 +72,8 @@ def test_segment_table_has_one_valid_row_per_scored_customer(pipeline) -> None:
     assert rows["churn_model_version"].str.fullmatch(r"\d+").all()
     assert rows["clv_model_version"].str.fullmatch(r"\d+").all()
     assert rows["reco_model_version"].str.fullmatch(r"\d+").all()
+    assert rows["cluster_model_version"].str.fullmatch(r"\d+").all()
+    assert 3 <= rows["behaviour_cluster"].nunique() <= 8 and rows["behaviour_cluster"].notna().all()
     days = warehouse.query(
         settings.warehouse, "SELECT DISTINCT ds FROM segment_summary ORDER BY ds"
     )["ds"]
@@ -158,8 +160,20 @@ def test_mlflow_has_both_families_and_the_champion_alias(pipeline) -> None:
     scores = model.predict(history)
     assert list(scores.columns) == categories and scores.notna().all().all()
     assert not scores.iloc[0].equals(scores.iloc[1])  # the history matters
+    experiment = client.get_experiment_by_name("clm-clusters")
+    runs = client.search_runs([experiment.experiment_id])
+    assert len(runs) == 2 and all("silhouette" in r.data.metrics for r in runs)
+    champion = client.get_model_version_by_alias("clm-clusters", "champion")
+    assert "silhouette" in champion.tags["reasons"]
+    scored = warehouse.query(
+        settings.warehouse,
+        "SELECT DISTINCT cluster_model_version, behaviour_cluster FROM customer_segments",
+    )
+    for version, named in scored.groupby("cluster_model_version")["behaviour_cluster"]:
+        info = mlflow.models.get_model_info(f"models:/clm-clusters/{version}")
+        assert set(named) <= set(info.metadata["names"])  # each row names its version's cluster
     promotions = warehouse.query(settings.warehouse, "SELECT * FROM model_promotions")
-    assert len(promotions) == 6 and promotions["reasons"].str.len().gt(0).all()
+    assert len(promotions) == 8 and promotions["reasons"].str.len().gt(0).all()
     second = promotions[promotions.ds == promotions.ds.max()]
     assert second["champion_version"].notna().all()  # compared with the first champion
 

@@ -30,6 +30,8 @@ def _segments(ds: date, version: str) -> pd.DataFrame:
             "clv_model_version": ["1"] * 3,
             "recommended_categories": ['["toys"]', "[]", '["books", "garden"]'],
             "reco_model_version": ["4"] * 3,
+            "behaviour_cluster": ["frequent, big spenders", "recent, one category", None],
+            "cluster_model_version": ["5", "5", None],
         }
     )
 
@@ -162,9 +164,11 @@ def test_a_warehouse_of_an_earlier_version_gains_the_new_columns(
             con.execute(OLD_SEGMENTS)
             con.execute(OLD_ROW)
     old = queries.customer(url, "C9")  # a read, before any write
-    assert old["recommended_categories"].isna().all() and old["reco_model_version"].isna().all()
+    added = ["recommended_categories", "reco_model_version", "behaviour_cluster"]
+    assert old[added].isna().all().all()
     _fill(url)
     new = queries.customer(url, "C2")
     assert new["recommended_categories"].tolist() == ["[]"]
     assert new["reco_model_version"].tolist() == ["4"]
+    assert new["behaviour_cluster"].tolist() == ["recent, one category"]
     assert len(queries.customer(url, "C9")) == 1  # kept

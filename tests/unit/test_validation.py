@@ -127,6 +127,8 @@ def test_output_suite_refuses_a_bad_segment_table(tmp_path: Path) -> None:
             # JSON arrays of category names (any text), NULL before a recommender exists
             "recommended_categories": ['["garden", "toys", "a \\"quoted\\", name"]', "[]", None],
             "reco_model_version": ["3", "3", None],
+            "behaviour_cluster": ["frequent, big spenders", "lapsing, small spenders", None],
+            "cluster_model_version": ["4", "4", None],
         }
     )
     suite = SUITES / "customer_segments.json"
@@ -138,6 +140,7 @@ def test_output_suite_refuses_a_bad_segment_table(tmp_path: Path) -> None:
         next_best_action=["cross_sell", "call them", "win_back"],
         top_reasons=["a;b;c", "none", None],
         recommended_categories=['["a", "b", "c", "d"]', "garden, toys", '["toys"]'],
+        cluster_model_version=["4", None, None],
     )
     with pytest.raises(BatchValidationError) as err:
         check_output(bad, suite, tmp_path, "customer_segments", DS)
@@ -149,3 +152,4 @@ def test_output_suite_refuses_a_bad_segment_table(tmp_path: Path) -> None:
     assert "top_reasons is missing where the action needs them" in str(err.value)
     assert "recommended_categories is not a JSON array of at most three" in str(err.value)
     assert "a recommendation without the version of clm-reco that made it (1)" in str(err.value)
+    assert "a behaviour cluster without the version of clm-clusters" in str(err.value)
