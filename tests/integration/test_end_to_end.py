@@ -236,6 +236,13 @@ def test_clm_customer_shows_a_customer_and_says_when_one_is_unknown(pipeline) ->
     ).customer_id.iloc[0]
     shown = clm(env, "customer", known).stdout
     assert f"Online features of {known}" in shown and '"segment"' in shown
+    assert "Recommended categories:" in shown and "Behaviour cluster:" in shown
+    engagement = pd.read_parquet(
+        settings.features_dir / "engagement_features" / f"ds={LAST.isoformat()}"
+    )
+    wrote = engagement.dropna(subset=["review_sentiment_90d"]).customer_id
+    assert len(wrote) > 10  # the simulated reviews have texts
+    assert "Review sentiment (90 days): mean" in clm(env, "customer", wrote.iloc[0]).stdout
     for hostile in ("[bold]C0000001[/]\x1b[2J",):
         result = subprocess.run(
             [CLM, "customer", hostile], env=env, capture_output=True, text=True, check=False

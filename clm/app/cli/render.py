@@ -7,6 +7,7 @@ never as markup (``clm.core.console`` makes the console inert).
 from __future__ import annotations
 
 import json
+import math
 from datetime import date
 from typing import Any
 
@@ -175,6 +176,17 @@ def customer(view: Any) -> None:
             if row.get("next_best_action") == "cross_sell" and cats:
                 shown += f"; the cross-sell offers {cats[0]}"
             console.print(styled("[bold]Recommended categories:[/] {}", shown))
+        if row.get("behaviour_cluster"):
+            console.print(styled("[bold]Behaviour cluster:[/] {}", row["behaviour_cluster"]))
+    mean = view.features.get("review_sentiment_90d")
+    if mean is not None and not math.isnan(mean):  # the customer wrote reviews lately
+        share = view.features.get("negative_review_share_90d") or 0.0
+        console.print(
+            styled(
+                "[bold]Review sentiment (90 days):[/] {}",
+                f"mean {mean:+.2f} on -1..+1 (VADER), {share:.0%} of the reviews negative",
+            )
+        )
 
 
 def promotions(history: pd.DataFrame, champions: dict[str, str | None]) -> None:
