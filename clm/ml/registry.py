@@ -3,7 +3,7 @@
 Everything that touches the registry goes through here: where MLflow points
 (:func:`setup_mlflow`), the names and the ``champion`` alias, looking up and
 loading a champion with its schema checked against the feature service
-(:func:`load_champions`) or the recommender (:func:`load_reco_champion`), and
+(:func:`load_champions`) or a fitted state (:func:`load_state_champion`), and
 moving the alias back (:func:`rollback`).
 Promotion decisions live in :mod:`clm.ml.promotion`; scoring, the CLI, the
 report and the runner read the registry only through this module.
@@ -174,52 +174,36 @@ def load_champions(settings: Settings) -> dict[str, Champion]:
 
 
 @dataclass
-class RecoChampion:
-    """The recommender behind ``clm-reco@champion``, loaded."""
+class StateChampion:
+    """A champion whose model is a fitted state, loaded: the recommender
+    (:class:`clm.ml.reco.Recommender`) or the behavioural clusters
+    (:class:`clm.ml.clusters.Clusters`)."""
 
     name: str
     version: str
-    recommender: Any  # clm.ml.reco.Recommender
+    model: Any
 
 
-def load_reco_champion(settings: Settings) -> RecoChampion | None:
-    """The recommender behind ``@champion`` (pinned by number), or None when there is none
-    yet: a shop whose orders have too few categories has no recommender."""
-    from mlflow import MlflowClient
+def load_state_champion(settings: Settings, task: str) -> StateChampion | None:
+    """The ``reco`` or ``clusters`` model behind ``@champion`` (pinned by number), or None
+    when there is none yet (a shop with too few categories has no recommender).
 
-    from clm.ml.reco_model import load_recommender
-
-    setup_mlflow(settings)
-    name = REGISTERED["reco"]
-    current = current_champion(MlflowClient(), name)
-    if current is None:
-        return None
-    version = str(current.version)
-    return RecoChampion(name, version, load_recommender(f"models:/{name}/{version}"))
-
-
-@dataclass
-class ClusterChampion:
-    """The behavioural clustering behind ``clm-clusters@champion``, loaded."""
-
-    name: str
-    version: str
-    clusters: Any  # clm.ml.clusters.Clusters
-
-
-def load_cluster_champion(settings: Settings) -> ClusterChampion | None:
-    """The clustering behind ``@champion`` (pinned by number), or None before the first."""
+    Raises:
+        KeyError: for another task.
+    """
     from mlflow import MlflowClient
 
     from clm.ml.cluster_model import load_clusters
+    from clm.ml.reco_model import load_recommender
 
+    load = {"reco": load_recommender, "clusters": load_clusters}[task]
     setup_mlflow(settings)
-    name = REGISTERED["clusters"]
+    name = REGISTERED[task]
     current = current_champion(MlflowClient(), name)
     if current is None:
         return None
     version = str(current.version)
-    return ClusterChampion(name, version, load_clusters(f"models:/{name}/{version}"))
+    return StateChampion(name, version, load(f"models:/{name}/{version}"))
 
 
 def _unfinished(version: Any) -> bool:

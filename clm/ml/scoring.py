@@ -33,7 +33,7 @@ from clm.data.validation import BatchValidationError, ValidationRun, check_outpu
 from clm.data.warehouse import Partition
 
 if TYPE_CHECKING:
-    from clm.ml.registry import Champion, RecoChampion
+    from clm.ml.registry import Champion, StateChampion
 
 log = logging.getLogger(__name__)
 TOP_REASONS = 3
@@ -191,7 +191,7 @@ def _neighbour_segments(url: str, ds: date, before: bool) -> tuple[date | None, 
 
 
 def recommendations(
-    settings: Settings, champion: RecoChampion | None, ds: date, customers: pd.Series
+    settings: Settings, champion: StateChampion | None, ds: date, customers: pd.Series
 ) -> list[str | None]:
     """``recommended_categories`` of each customer: a JSON array of the top three
     categories from the champion recommender on the purchase histories up to ds.
@@ -208,12 +208,12 @@ def recommendations(
     except ValueError as exc:
         log.warning("recommended_categories left empty for %s: %s", ds, exc)
         return [None] * len(customers)
-    top = champion.recommender.recommend(h, pd.Index(customers))
+    top = champion.model.recommend(h, pd.Index(customers))
     log.info(
         "recommended categories for %d customers with clm-reco v%s (%s)",
         len(top),
         champion.version,
-        champion.recommender.kind,
+        champion.model.kind,
     )
     return [json.dumps(names, ensure_ascii=False) for names in top]
 
@@ -236,11 +236,11 @@ def score_day(
     steps = Steps(on_step)
     rules = load_rules(settings.segments_config)
     with steps("load champions"):
-        from clm.ml.registry import load_champions, load_cluster_champion, load_reco_champion
+        from clm.ml.registry import load_champions, load_state_champion
 
         champions = load_champions(settings)
-        reco_champion = load_reco_champion(settings)
-        cluster_champion = load_cluster_champion(settings)
+        reco_champion = load_state_champion(settings, "reco")
+        cluster_champion = load_state_champion(settings, "clusters")
     with steps("load snapshot"):
         # In customer order, so the importance sample is the same rows on a re-run.
         snapshot = load_snapshot(settings, ds).sort_values("customer_id", ignore_index=True)
@@ -315,7 +315,7 @@ def score_day(
             segments["behaviour_cluster"] = None
             segments["cluster_model_version"] = None
         else:
-            segments["behaviour_cluster"] = cluster_champion.clusters.label(
+            segments["behaviour_cluster"] = cluster_champion.model.label(
                 snapshot.set_index("customer_id").loc[segments["customer_id"]].reset_index()
             )
             segments["cluster_model_version"] = cluster_champion.version

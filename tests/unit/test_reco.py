@@ -128,6 +128,15 @@ def test_the_mlflow_model_is_a_pyfunc_any_consumer_can_score(
         other = mlflow.pyfunc.log_model(name="model", python_model=_Echo()).model_uri
     with pytest.raises(ValueError, match="not a recommender"):
         load_recommender(other)
+    # the alias moves back only to a recommender
+    from clm.ml.registry import current_champion, rollback
+
+    mlflow.register_model(uri, "clm-reco", tags={"decision": "promote", "state": "done"})
+    mlflow.register_model(other, "clm-reco", tags={"decision": "promote", "state": "done"})
+    with pytest.raises(ValueError, match="not a reco model"):
+        rollback("clm-reco", "2", None)
+    rollback("clm-reco", "1", None)
+    assert current_champion(mlflow.MlflowClient(), "clm-reco").version == "1"
 
 
 class _Echo(PythonModel):  # type: ignore[misc]
