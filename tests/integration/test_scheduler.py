@@ -131,6 +131,13 @@ def test_the_scheduler_runs_the_chain_for_exactly_the_triggered_day(
     )
     assert [d.date() for d in rows["ds"]] == [DAY]
     assert int(rows["n"].iloc[0]) > 100
+    # the training the scheduler ran also fit the recommender and the clusters, and used them
+    missing = warehouse.query(
+        settings.warehouse,
+        "SELECT COUNT(*) FILTER (WHERE recommended_categories IS NULL) AS reco, "
+        "COUNT(*) FILTER (WHERE behaviour_cluster IS NULL) AS clusters FROM customer_segments",
+    )
+    assert missing.iloc[0].tolist() == [0, 0]
     # With no champion, the chain trained before it scored, with nothing triggered by hand.
     trains = [r for r in airflow.runs("clm_train") if r["run_type"] == "asset_triggered"]
     assert [r["state"] for r in trains] == ["success"]
