@@ -250,21 +250,23 @@ def materialize(context: dict[str, Any]) -> dict[str, Any]:
 
 
 def route(result: dict[str, Any], context: dict[str, Any]) -> list[str]:
-    """Branch: ask for training (no champion, or a training day) or announce the features.
+    """Branch: ask for training (no champion, a champion trained on other features, or a
+    training day) or announce the features.
 
     Returns the task ids to follow; none when the run processed no day.
     """
     from clm.data import ledger
-    from clm.ml.registry import champion_exists
+    from clm.ml.registry import training_needed
 
     days = [parse_ds(d) for d in result.get("days", [])]
     if not days:
         return []
     settings = _settings()
     with _locked(settings, context):
-        if not champion_exists(settings):
+        needed = training_needed(settings)
+        if needed is not None:
             due: date | None = days[-1]
-            why = "there is no champion yet"
+            why = needed
         else:
             weekly = [d for d in days if d.weekday() == settings.training_weekday]
             due = weekly[-1] if weekly else None

@@ -93,6 +93,36 @@ def champion_exists(settings: Settings) -> bool:
     return all(current_champion(client, REGISTERED[task]) is not None for task in SERVICES)
 
 
+def training_needed(settings: Settings, expected: dict[str, list[str]] | None = None) -> str | None:
+    """Why the champions cannot score today's features, so training must come first
+    (None: they can). Either a model has no champion yet, or its champion was trained
+    on other features than its feature service has now (a feature was added or
+    removed since): scoring would refuse it, so the day waits for a training run.
+
+    ``expected``: each task's feature names (default: the Feast feature services).
+    """
+    import mlflow
+
+    from clm.data import feature_store
+
+    setup_mlflow(settings)
+    client = mlflow.MlflowClient()
+    for task, service in SERVICES.items():
+        name = REGISTERED[task]
+        current = current_champion(client, name)
+        if current is None:
+            return f"{name} has no champion yet"
+        names = (
+            expected[task]
+            if expected is not None
+            else feature_store.feature_names(settings, service)
+        )
+        problem = schema_problem(model_features(f"models:/{name}/{current.version}"), names)
+        if problem:
+            return f"{name}@{ALIAS} (v{current.version}) cannot score today's features: {problem}"
+    return None
+
+
 def schema_problem(features: list[str], expected: list[str]) -> str | None:
     """Why a model's input columns differ from the feature service's (None if they match)."""
     if list(features) == list(expected):

@@ -235,3 +235,24 @@ def test_a_version_left_undecided_by_a_crash_is_retired_next_time(settings: Sett
     assert client.get_model_version("clm-churn", "4").tags["state"] == "done"
     with pytest.raises(ValueError, match="never promoted .decision: retired"):
         rollback("clm-churn", "3", NAMES)
+
+
+def test_training_comes_first_when_a_champion_cannot_score_todays_features(
+    settings: Settings,
+) -> None:
+    """No champion, or one trained before a feature was added: the day asks for training
+    (scoring would refuse that champion), and stops asking once the champions fit."""
+    from clm.ml.registry import training_needed
+
+    services = {"churn": NAMES, "clv": NAMES}
+    assert training_needed(settings, services) == "clm-churn has no champion yet"
+    _promote(settings, _frame())
+    client = mlflow.MlflowClient()
+    uri = client.get_model_version("clm-churn", "1").source
+    mlflow.register_model(uri, "clm-clv")
+    client.set_registered_model_alias("clm-clv", "champion", "1")
+    assert training_needed(settings, services) is None
+    grown = {"churn": [*NAMES, "review_sentiment_90d"], "clv": NAMES}
+    why = training_needed(settings, grown)
+    assert why is not None and "clm-churn@champion (v1) cannot score" in why
+    assert "missing ['review_sentiment_90d']" in why
