@@ -13,7 +13,8 @@ DuckDB and writes them as the Feast offline source (`features/<view>/ds=...`),
 runs `feast apply` of `feature_repo/` when its definitions changed, and
 materializes the days into the online store.
 
-Then `route` decides: with no champion yet, or on the training weekday
+Then `route` decides: with no champion yet, a champion trained on other
+features than the feature service now has, or on the training weekday
 (`CLM_TRAINING_WEEKDAY`), it asks for training (Asset `clm_training_due`,
 which runs clm_train, whose champion then triggers clm_score); otherwise it
 announces the features (Asset `clm_features`, which triggers clm_score).
