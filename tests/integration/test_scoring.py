@@ -106,7 +106,12 @@ def test_every_column_and_table_is_filled(scored_shop: ScoredShop, day_by_day) -
 
     setup_mlflow(settings)
     client = MlflowClient()
-    for column, name in (("churn_model_version", "clm-churn"), ("clv_model_version", "clm-clv")):
+    for column, name in (
+        ("churn_model_version", "clm-churn"),
+        ("clv_model_version", "clm-clv"),
+        ("reco_model_version", "clm-reco"),
+        ("cluster_model_version", "clm-clusters"),
+    ):
         champion = client.get_model_version_by_alias(name, "champion").version
         assert set(rows[column]) == {str(champion)}
 
@@ -127,7 +132,7 @@ def test_every_column_and_table_is_filled(scored_shop: ScoredShop, day_by_day) -
     expected_stay = int((stayed["segment"] == stayed["segment_before"]).sum())
     assert moves.loc[moves.from_segment == moves.to_segment, "customers"].sum() == expected_stay
     promotions = warehouse.query(url, "SELECT * FROM model_promotions")
-    assert set(promotions["model_name"]) == {"clm-churn", "clm-clv"}
+    assert set(promotions["model_name"]) == {"clm-churn", "clm-clv", "clm-reco", "clm-clusters"}
     assert len(day_by_day) == len(DAY_TABLES) * len(scored_shop.days)
 
 
@@ -442,4 +447,4 @@ def test_drift_over_threshold_sets_off_training(scored_shop: ScoredShop, tmp_pat
     promotions = warehouse.query(
         settings.warehouse, "SELECT * FROM model_promotions WHERE ds = ?", [day]
     )
-    assert len(promotions) == 2
+    assert len(promotions) == 4  # churn, clv, the recommender and the clusters
