@@ -15,6 +15,7 @@ import pandas as pd
 
 from clm.core.io import list_partitions
 from clm.data.features import ENGAGEMENT_FEATURES, ORDER_FEATURES, scale_free
+from clm.data.sentiment import NEGATIVE_BELOW, compound
 
 
 def _read(validated_dir: Path, table: str, ds: date, columns: list[str]) -> pd.DataFrame:
@@ -103,6 +104,19 @@ def naive_features(validated_dir: Path, ds: date) -> tuple[pd.DataFrame, pd.Data
     review = e["event_type"] == "review"
     eng["low_ratings_90d"] = count(review & (e["rating"] <= 2) & (e["age"] < 90))
     eng["avg_rating"] = e[review].groupby("customer_id")["rating"].mean()
+    # every review text of the 90 days scored again at each snapshot (ours: once per day)
+    t = _read(validated_dir, "events", ds, ["customer_id", "event_ts", "event_type", "review_text"])
+    t = t[
+        (t["event_type"] == "review")
+        & t["review_text"].notna()
+        & (_days_before(ds, t["event_ts"]) < 90)
+        & t["customer_id"].isin(out.index)
+    ]
+    scored = t.assign(compound=compound(t["review_text"]))
+    scored["negative"] = (scored["compound"] < NEGATIVE_BELOW).astype(float)
+    by_customer = scored.groupby("customer_id")
+    eng["review_sentiment_90d"] = by_customer["compound"].mean()
+    eng["negative_review_share_90d"] = by_customer["negative"].mean()
     engagement = eng.reset_index()[["customer_id", *ENGAGEMENT_FEATURES]].astype(
         dict.fromkeys(ENGAGEMENT_FEATURES, "float64")
     )
