@@ -97,9 +97,10 @@ def stage_actions(url: str, ds: date) -> pd.DataFrame:
 def model_versions(url: str, ds: date) -> pd.DataFrame:
     """The model versions that scored ``ds`` (one row unless the day was scored twice)."""
     sql = (
-        "SELECT DISTINCT churn_model_version, clv_model_version, reco_model_version "
-        "FROM customer_segments WHERE ds = ? "
-        "ORDER BY churn_model_version, clv_model_version, reco_model_version"
+        "SELECT DISTINCT churn_model_version, clv_model_version, reco_model_version, "
+        "cluster_model_version FROM customer_segments WHERE ds = ? "
+        "ORDER BY churn_model_version, clv_model_version, reco_model_version, "
+        "cluster_model_version"
     )
     return warehouse.query(url, sql, [ds])
 

@@ -30,8 +30,8 @@ def _segments(ds: date, version: str) -> pd.DataFrame:
             "clv_model_version": ["1"] * 3,
             "recommended_categories": ['["toys"]', "[]", '["books", "garden"]'],
             "reco_model_version": ["4"] * 3,
-            "behaviour_cluster": ["frequent, big spenders", "recent, one category", None],
-            "cluster_model_version": ["5", "5", None],
+            "behaviour_cluster": ["frequent, big spenders", "recent, one category", "lapsing"],
+            "cluster_model_version": ["5"] * 3,
         }
     )
 

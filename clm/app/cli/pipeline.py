@@ -206,6 +206,12 @@ def _summary(settings: Settings, records: list[Any], last: date, seconds: float)
             f"Champions used on {last}: clm-churn v{row.churn_model_version}, "
             f"clm-clv v{row.clv_model_version}, "
             + (f"clm-reco v{row.reco_model_version}" if row.reco_model_version else "no clm-reco")
+            + ", "
+            + (
+                f"clm-clusters v{row.cluster_model_version}"
+                if row.cluster_model_version
+                else "no clm-clusters"
+            )
         )
     print_segments(settings, last)
     report = write_report(settings, last)
@@ -219,7 +225,8 @@ def _summary(settings: Settings, records: list[Any], last: date, seconds: float)
             "                sign in as admin, password: `clm ui password`. The Customer "
             "segments\n"
             "                page is in its left navigation. Trigger clm_ingest with a landed "
-            "`ds`.\n  [bold]make mlflow[/]   MLflow on {} (experiments clm-churn, clm-clv)",
+            "`ds`.\n  [bold]make mlflow[/]   MLflow on {} (experiments clm-churn, clm-clv, "
+            "clm-reco, clm-clusters)",
             settings.mlflow_ui,
         )
     )

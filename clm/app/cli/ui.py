@@ -51,7 +51,9 @@ def ui(
         port = port or 5000
         console.print(
             styled(
-                "MLflow UI on [bold]http://localhost:{}[/] (experiments clm-churn, clm-clv)", port
+                "MLflow UI on [bold]http://localhost:{}[/] (experiments clm-churn, clm-clv, "
+                "clm-reco, clm-clusters)",
+                port,
             )
         )
         services.exec_mlflow(settings, port)
