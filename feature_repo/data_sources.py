@@ -30,3 +30,13 @@ engagement_features_source = FileSource(
     description="Event-derived engagement features, one snapshot per ds.",
     owner="data-team@example.com",
 )
+
+profile_features_source = FileSource(
+    name="profile_features_source",
+    path=os.path.join(_FEATURES_DIR, "profile_features"),
+    file_format=ParquetFormat(),
+    timestamp_field="event_timestamp",
+    created_timestamp_column="created_timestamp",
+    description="The signup record of every customer signed up by ds, one snapshot per ds.",
+    owner="data-team@example.com",
+)

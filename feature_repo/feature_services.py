@@ -6,9 +6,25 @@ an absolute date.
 """
 
 from feast import FeatureService
-from feature_views import btyd_expectations, engagement_features, order_features, time_relative
+from feature_views import (
+    acquisition,
+    btyd_expectations,
+    engagement_features,
+    order_features,
+    time_relative,
+)
 
 from clm.data.features import ENGAGEMENT_FEATURES, ORDER_FEATURES, TIME_RELATIVE
+
+# What a prospect has before a first order: visits, views and carts, their age, and
+# their channel's record. Orders, reviews and tickets come with buying.
+CONVERSION_ENGAGEMENT = [
+    "visits_30d",
+    "visits_90d",
+    "product_views_30d",
+    "add_to_cart_30d",
+    "visit_trend_30_90",
+]
 
 
 def _model_inputs() -> list:
@@ -39,4 +55,16 @@ clv_v1 = FeatureService(
     description="Features of the future-spend model (clm-clv).",
     owner="data-team@example.com",
     tags={"model": "clm-clv"},
+)
+
+conversion_v1 = FeatureService(
+    name="conversion_v1",
+    features=[
+        engagement_features[CONVERSION_ENGAGEMENT],
+        time_relative[["days_since_last_visit"]],
+        acquisition,
+    ],
+    description="Features of the first-order model for prospects (clm-conversion).",
+    owner="data-team@example.com",
+    tags={"model": "clm-conversion"},
 )

@@ -8,18 +8,25 @@ days, and the on-demand view ``time_relative`` derives them at read time.
 from datetime import timedelta
 
 import pandas as pd
-from data_sources import engagement_features_source, order_features_source
+from data_sources import (
+    engagement_features_source,
+    order_features_source,
+    profile_features_source,
+)
 from entities import customer
 from feast import FeatureView, Field, RequestSource
 from feast.on_demand_feature_view import on_demand_feature_view
-from feast.types import Float64
+from feast.types import Float64, String
 
+from clm.data.acquisition import RATES
 from clm.data.btyd import REQUEST_FIELDS
 from clm.data.features import (
+    ACQUISITION_FEATURES,
     AS_OF,
     BTYD_FEATURES,
     ENGAGEMENT_VIEW,
     ORDER_VIEW,
+    PROFILE_VIEW,
     SCALE_FREE,
     TIME_RELATIVE,
     stored_features,
@@ -29,8 +36,14 @@ from clm.data.features import (
 SNAPSHOT_TTL = timedelta(days=1)
 
 
+TEXT = {"acquisition_channel"}  # every other stored column is a number
+
+
 def _schema(view: str) -> list[Field]:
-    return [Field(name=n, dtype=Float64, description=d) for n, d in stored_features(view).items()]
+    return [
+        Field(name=n, dtype=String if n in TEXT else Float64, description=d)
+        for n, d in stored_features(view).items()
+    ]
 
 
 order_features = FeatureView(
@@ -57,6 +70,19 @@ engagement_features = FeatureView(
     "and ratings.",
     owner="data-team@example.com",
     tags={"source": "events", "team": "clm"},
+)
+
+profile_features = FeatureView(
+    name=PROFILE_VIEW,
+    entities=[customer],
+    ttl=SNAPSHOT_TTL,
+    schema=_schema(PROFILE_VIEW),
+    source=profile_features_source,
+    online=True,
+    description="The signup record of every customer signed up by ds, buyers and prospects: "
+    "signup day and acquisition channel.",
+    owner="data-team@example.com",
+    tags={"source": "customers", "team": "clm"},
 )
 
 # The day a lookup or a training row asks about, as a day number (days since 1970-01-01).
@@ -108,5 +134,30 @@ btyd_params = RequestSource(
 def btyd_expectations(inputs: pd.DataFrame) -> pd.DataFrame:
     # Feast stores this function serialized, without this module's names: import here.
     from clm.data.btyd import on_demand
+
+    return on_demand(inputs)
+
+
+# Each channel's conversion record as of the day asked about (clm.data.acquisition).
+channel_record = RequestSource(
+    name="channel_record",
+    schema=[Field(name=RATES, dtype=String)],
+    description="Each acquisition channel's conversion record as of the day asked about, "
+    "from the signups whose H-day window closed by then: a JSON object channel -> rate.",
+)
+
+
+@on_demand_feature_view(
+    sources=[profile_features, as_of, channel_record],
+    schema=[Field(name=n, dtype=Float64) for n in ACQUISITION_FEATURES],
+    mode="pandas",
+    description="Days since the signup, and the customer's channel's conversion record as of "
+    "the day asked about: both change every day, so they are derived at read time.",
+    owner="data-team@example.com",
+    tags={"team": "clm"},
+)
+def acquisition(inputs: pd.DataFrame) -> pd.DataFrame:
+    # Feast stores this function serialized, without this module's names: import here.
+    from clm.data.acquisition import on_demand
 
     return on_demand(inputs)

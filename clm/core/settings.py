@@ -60,6 +60,10 @@ class Settings(BaseSettings):
     clv_gini_floor: float = Field(
         default=0.2, description="Minimum normalised Gini to be promoted."
     )
+    conversion_auc_floor: float = Field(
+        default=0.6,
+        description="Minimum ROC AUC for a first-order model to be promoted (clm-conversion).",
+    )
     reco_ndcg_floor: float = Field(
         default=0.0,
         ge=0,

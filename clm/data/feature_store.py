@@ -15,7 +15,7 @@ import pandas as pd
 
 from clm.core.io import BatchError, content_hash
 from clm.core.settings import Settings
-from clm.data import btyd
+from clm.data import acquisition, btyd
 from clm.data.features import (
     AS_OF,
     EPOCH,
@@ -296,19 +296,23 @@ def historical_features(
 ) -> pd.DataFrame:
     """Point-in-time join of ``(customer_id, event_timestamp)`` rows with a feature service.
 
-    Each row's request data is of its own day: the day number, and the BG/NBD and
+    Each row's request data is of its own day: the day number, the BG/NBD and
     Gamma-Gamma parameters fit as of that day (fit now where missing), with the
-    expectations over ``horizon_days`` (default: the configured horizon).
+    expectations over ``horizon_days`` (default: the configured horizon), and the
+    channels' conversion records as of that day.
     """
     store = get_store(settings)
     service = store.get_feature_service(feature_service)
     stamps = pd.to_datetime(entity_df["event_timestamp"], utc=True)
     as_of = (stamps.dt.floor("D") - pd.Timestamp(EPOCH, tz="UTC")).dt.days.astype("float64")
-    request = btyd.request_columns(
-        settings.features_dir,
-        stamps.dt.tz_localize(None),
-        horizon_days or settings.horizon_days,
-        settings.seed,
+    horizon = horizon_days or settings.horizon_days
+    days = stamps.dt.tz_localize(None)
+    request = pd.concat(
+        [
+            btyd.request_columns(settings.features_dir, days, horizon, settings.seed),
+            acquisition.request_columns(settings.validated_dir, days, horizon),
+        ],
+        axis=1,
     )
     job = store.get_historical_features(
         entity_df=pd.concat([entity_df.assign(**{AS_OF: as_of}), request], axis=1),
@@ -347,6 +351,9 @@ def online_features(
     request = {
         **btyd.params_at(settings.features_dir, day, settings.seed),
         btyd.HORIZON: float(settings.horizon_days),
+        acquisition.RATES: acquisition.channel_rates(
+            settings.validated_dir, [day], settings.horizon_days
+        )[day],
     }
     response = store.get_online_features(
         features=service,

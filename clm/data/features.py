@@ -5,9 +5,12 @@ is stamped ``event_timestamp = ds 00:00 UTC``: a training row for cutoff t has
 the same stamp, so Feast's point-in-time join picks the snapshot of t and
 never a later one.
 
-The population is every customer with at least one completed order on or
-before ds. Two views, grouped by source: ``order_features`` and
-``engagement_features``.
+Three views, grouped by source:
+- ``order_features``: every customer with a completed order on or before ds;
+- ``profile_features``: every customer signed up by ds (the ``customers`` table);
+- ``engagement_features``: both populations, so a prospect (signed up, no
+  order yet) has the visits and views the conversion model reads, and nobody
+  leaves the view when they convert.
 """
 
 from __future__ import annotations
@@ -38,6 +41,7 @@ log = logging.getLogger(__name__)
 
 ORDER_VIEW = "order_features"
 ENGAGEMENT_VIEW = "engagement_features"
+PROFILE_VIEW = "profile_features"
 
 # name -> description; the Feast views are built from these, so they cannot drift.
 ORDER_FEATURES: dict[str, str] = {
@@ -82,6 +86,20 @@ ENGAGEMENT_FEATURES: dict[str, str] = {
     "negative_review_share_90d": "Share of the review texts of the last 90 days whose VADER "
     "compound sentiment is below -0.05 (null if none).",
 }
+# What the profile view stores: the signup record. The channel is text, never a
+# model input itself: the on-demand view ``acquisition`` turns it into the
+# channel's conversion record as of the day asked about (:mod:`clm.data.acquisition`).
+PROFILE_FEATURES: dict[str, str] = {
+    "signup_day": "Day number (days since 1970-01-01) of the signup.",
+    "acquisition_channel": "The channel the customer signed up through (text; null if unknown).",
+}
+# Derived at read time by the on-demand view ``acquisition`` (the conversion model's).
+ACQUISITION_FEATURES: dict[str, str] = {
+    "days_since_signup": "Days since the signup.",
+    "channel_conversion_rate": "Share of the customer's channel's signups of the year before "
+    "(ds - H) who placed a first order within H days of their signup day, shrunk towards the "
+    "shop's rate (null before any signup window has closed).",
+}
 # Scale-free features: lifetime counts and sums grow with the history, so at a
 # later cutoff trees meet values they never saw in training; these mean the same
 # at any cutoff. They divide by an age, so they change every day a customer does
@@ -109,7 +127,13 @@ BTYD_FEATURES: dict[str, str] = {
     "btyd_expected_spend": "BG/NBD expected purchase days times Gamma-Gamma spend per day: "
     "expected spend in the label horizon.",
 }
-FEATURE_DESCRIPTIONS = {**ORDER_FEATURES, **ENGAGEMENT_FEATURES, **SCALE_FREE, **BTYD_FEATURES}
+FEATURE_DESCRIPTIONS = {
+    **ORDER_FEATURES,
+    **ENGAGEMENT_FEATURES,
+    **SCALE_FREE,
+    **BTYD_FEATURES,
+    **ACQUISITION_FEATURES,
+}
 # Where the BG/NBD and Gamma-Gamma parameters fit as of a day are kept, beside the
 # snapshots; rewriting a day's snapshot drops its parameters, so they are refit.
 BTYD_PARAMS_TABLE = "btyd_params"
@@ -143,6 +167,8 @@ def day_number(ds: date) -> float:
 
 def stored_features(view: str) -> dict[str, str]:
     """The columns of ``view`` that Feast stores (name -> description): anchors, not ages."""
+    if view == PROFILE_VIEW:
+        return dict(PROFILE_FEATURES)
     features = ORDER_FEATURES if view == ORDER_VIEW else ENGAGEMENT_FEATURES
     stored = {n: d for n, d in features.items() if n not in TIME_RELATIVE}
     stored |= {a: d for a, v, d in TIME_RELATIVE.values() if v == view}
@@ -213,6 +239,8 @@ class SnapshotPaths:
     orders: Path
     engagement: Path
     customers: int
+    profile: Path | None = None
+    signed_up: int = 0  # customers in the profile view: buyers and prospects
 
 
 def snapshot_timestamp(ds: date) -> datetime:
@@ -298,6 +326,18 @@ FROM agg JOIN ipt USING (customer_id) JOIN st USING (customer_id)
 ORDER BY agg.customer_id
 """
 
+_PROFILE_SQL = """
+SELECT customer_id,
+    CAST(date_diff('day', DATE '1970-01-01', CAST(ARG_MAX(signup_ts, ds) AS DATE)) AS DOUBLE)
+        AS signup_day,
+    CAST(ARG_MAX(acquisition_channel, ds) AS VARCHAR) AS acquisition_channel
+FROM read_parquet($customers, hive_partitioning = true)
+WHERE ds <= $ds AND CAST(signup_ts AS DATE) <= $ds
+GROUP BY customer_id
+ORDER BY customer_id
+"""
+# A customer row landed again later (a correction) wins over the earlier one.
+
 _ENGAGEMENT_SQL = """
 WITH e AS (
     SELECT customer_id, event_type, rating, CAST(event_ts AS DATE) AS d
@@ -345,10 +385,30 @@ ORDER BY p.customer_id
 """
 
 
+def compute_profile(validated_dir: Path, ds: date) -> pd.DataFrame:
+    """The profile view's stored columns for every customer signed up by ``ds``."""
+    if not list_partitions(validated_dir, "customers"):
+        return pd.DataFrame(
+            {
+                "customer_id": pd.Series(dtype=object),
+                "signup_day": pd.Series(dtype="float64"),
+                "acquisition_channel": pd.Series(dtype="string"),
+            }
+        )
+    with duckdb.connect() as con:
+        con.execute("SET enable_progress_bar = false")
+        profile = con.execute(
+            _PROFILE_SQL, {"customers": partition_glob(validated_dir, "customers"), "ds": ds}
+        ).df()
+    # the same Parquet type (string) whether or not any channel is known
+    return profile.astype({"acquisition_channel": "string"})
+
+
 def compute_features(
     validated_dir: Path, ds: date, sentiment_dir: Path | None = None
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Compute both feature views for every customer with a completed order by ``ds``.
+    """Compute the order view for every customer with a completed order by ``ds``, and
+    the engagement view for them and every other customer signed up by then.
 
     Review texts are scored by :mod:`clm.data.sentiment`, each day once when
     ``sentiment_dir`` keeps the scores (the features directory does).
@@ -369,7 +429,11 @@ def compute_features(
         orders = con.execute(
             _ORDER_SQL, {"orders": partition_glob(validated_dir, "orders"), "ds": ds}
         ).df()
-        con.register("population", orders[["customer_id"]])
+        signed_up = compute_profile(validated_dir, ds)["customer_id"]
+        population = pd.DataFrame(
+            {"customer_id": sorted(set(orders["customer_id"]) | set(signed_up))}
+        )
+        con.register("population", population)
         if list_partitions(validated_dir, "events"):
             con.register("sentiment", sentiment.window(validated_dir, sentiment_dir, ds))
             engagement = con.execute(
@@ -381,9 +445,7 @@ def compute_features(
                 },
             ).df()
         else:
-            engagement = orders[["customer_id"]].assign(
-                **{name: float("nan") for name in ENGAGEMENT_FEATURES}
-            )
+            engagement = population.assign(**{name: float("nan") for name in ENGAGEMENT_FEATURES})
     finally:
         con.close()
     orders = orders.join(scale_free(orders))
@@ -410,18 +472,27 @@ def write_snapshot(features_dir: Path, validated_dir: Path, ds: date) -> Snapsho
             "ingest that day first"
         )
     orders, engagement = compute_features(validated_dir, ds, features_dir)
+    profile = compute_profile(validated_dir, ds)
+    stamp = pd.Timestamp(snapshot_timestamp(ds))
+    profile["event_timestamp"] = stamp
+    profile["created_timestamp"] = stamp
     order_path = write_partition(orders, features_dir, ORDER_VIEW, ds)
     engagement_path = write_partition(engagement, features_dir, ENGAGEMENT_VIEW, ds)
+    profile_path = write_partition(profile, features_dir, PROFILE_VIEW, ds)
     params = partition_dir(features_dir, BTYD_PARAMS_TABLE, ds)
     if params.exists():
         shutil.rmtree(params)  # fit on the rows just replaced
     log.info(
-        "features as of %s: %d customers, %d features", ds, len(orders), len(FEATURE_DESCRIPTIONS)
+        "features as of %s: %d customers with an order, %d signed up, %d features",
+        ds,
+        len(orders),
+        len(profile),
+        len(FEATURE_DESCRIPTIONS),
     )
-    return SnapshotPaths(order_path, engagement_path, len(orders))
+    return SnapshotPaths(order_path, engagement_path, len(orders), profile_path, len(profile))
 
 
-VIEWS = (ORDER_VIEW, ENGAGEMENT_VIEW)
+VIEWS = (ORDER_VIEW, ENGAGEMENT_VIEW, PROFILE_VIEW)
 
 
 def snapshot_path(features_dir: Path, view: str, ds: date) -> Path:
@@ -465,8 +536,35 @@ def read_snapshot(features_dir: Path, ds: date) -> pd.DataFrame:
     )
 
 
+def read_prospects(features_dir: Path, ds: date) -> pd.DataFrame:
+    """The prospects as of ``ds`` (in the profile view, not in the order view): their
+    signup record and engagement columns, one row each, in customer order; empty for a
+    snapshot written before the profile view existed.
+
+    Raises:
+        BatchError: if the snapshot for ds has not been computed.
+    """
+    if not has_snapshot(features_dir, ds):
+        raise BatchError(f"no feature snapshot for ds={ds}; run clm_features for that day first")
+    columns = ["customer_id", *PROFILE_FEATURES]
+    if not snapshot_path(features_dir, PROFILE_VIEW, ds).exists():
+        return pd.DataFrame(columns=columns)
+    profile = read_partition(features_dir, PROFILE_VIEW, ds)[columns]
+    buyers = read_partition(features_dir, ORDER_VIEW, ds)["customer_id"]
+    engagement = read_partition(features_dir, ENGAGEMENT_VIEW, ds).drop(
+        columns=["event_timestamp", "created_timestamp"], errors="ignore"
+    )
+    engagement = engagement.drop(columns=[a for a, _, _ in TIME_RELATIVE.values()], errors="ignore")
+    prospects = profile[~profile["customer_id"].isin(buyers)]
+    return prospects.merge(
+        engagement, on="customer_id", how="left", validate="one_to_one"
+    ).sort_values("customer_id", ignore_index=True)
+
+
 def snapshot_columns(view: str) -> set[str]:
     """The columns a current snapshot of ``view`` has (what the Feast views and scoring read)."""
+    if view == PROFILE_VIEW:
+        return set(PROFILE_FEATURES)
     extra = set(SCALE_FREE) if view == ORDER_VIEW else set()
     features = ORDER_FEATURES if view == ORDER_VIEW else ENGAGEMENT_FEATURES
     return set(stored_features(view)) | set(features) | extra
@@ -485,7 +583,7 @@ def outdated_snapshots(features_dir: Path) -> list[date]:
     for day in snapshot_days(features_dir):
         for view in VIEWS:
             files = sorted(snapshot_path(features_dir, view, day).glob("*.parquet"))
-            if files and not snapshot_columns(view) <= set(pq.read_schema(files[0]).names):
+            if not files or not snapshot_columns(view) <= set(pq.read_schema(files[0]).names):
                 out.append(day)
                 break
     return out

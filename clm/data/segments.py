@@ -12,8 +12,26 @@ import numpy as np
 import pandas as pd
 import yaml
 
-STAGES = ("new", "active", "loyal", "at_risk", "lapsed", "reactivated")
+STAGES = ("new", "active", "loyal", "at_risk", "lapsed", "reactivated", "prospect")
 TIERS = ("high", "mid", "low")
+# Prospects (signed up, no order yet) by the probability of a first order in H days;
+# ``unscored`` while the shop has no clm-conversion champion.
+PROSPECT_SEGMENTS = (
+    "prospect_likely",
+    "prospect_possible",
+    "prospect_unlikely",
+    "prospect_unscored",
+)
+PROSPECT_DEFAULTS: dict[str, Any] = {
+    "likely_probability": 0.5,
+    "possible_probability": 0.15,
+    "next_best_action": {
+        "prospect_likely": "nurture",
+        "prospect_possible": "welcome_offer",
+        "prospect_unlikely": "no_action",
+        "prospect_unscored": "nurture",
+    },
+}
 REQUIRED = (
     "customer_id",
     "recency_days",
@@ -63,6 +81,22 @@ def load_rules(path: Path) -> dict[str, Any]:
             f"next_best_action {sorted(known)}, got {reasons!r}"
         )
     rules["top_reasons"] = {"actions": reasons}
+    given = rules.get("prospects") or {}
+    prospects = {**PROSPECT_DEFAULTS, **given}
+    prospects["next_best_action"] = {
+        **PROSPECT_DEFAULTS["next_best_action"],
+        **(given.get("next_best_action") or {}),
+    }
+    low, high = prospects["possible_probability"], prospects["likely_probability"]
+    if not all(isinstance(v, int | float) for v in (low, high)) or not 0 <= low <= high <= 1:
+        raise ValueError(
+            f"{path}: prospects needs 0 <= possible_probability <= likely_probability <= 1, "
+            f"got {low!r} and {high!r}"
+        )
+    unknown = set(prospects["next_best_action"]) - set(PROSPECT_SEGMENTS)
+    if unknown:
+        raise ValueError(f"{path}: prospects.next_best_action names unknown segments {unknown}")
+    rules["prospects"] = prospects
     return rules
 
 
@@ -147,14 +181,36 @@ def assign_segments(frame: pd.DataFrame, rules: dict[str, Any], horizon_days: in
     return out
 
 
+def prospect_segments(frame: pd.DataFrame, rules: dict[str, Any]) -> pd.DataFrame:
+    """Lifecycle stage ``prospect``, segment and next best action of each prospect, from
+    ``conversion_probability`` (NaN: no conversion model yet, ``prospect_unscored``)."""
+    cfg = rules["prospects"]
+    p = frame["conversion_probability"].astype("float64")
+    out = frame.copy()
+    out["lifecycle_stage"] = "prospect"
+    out["value_tier"] = None
+    out["rfm_segment"] = None
+    out["segment"] = np.select(
+        [p.isna(), p >= cfg["likely_probability"], p >= cfg["possible_probability"]],
+        ["prospect_unscored", "prospect_likely", "prospect_possible"],
+        default="prospect_unlikely",
+    )
+    out["next_best_action"] = out["segment"].map(cfg["next_best_action"])
+    return out
+
+
 def summarize(segments: pd.DataFrame) -> pd.DataFrame:
-    """One row per segment: customers, mean churn probability, total expected spend."""
+    """One row per segment: customers, mean churn probability (buyers), total expected
+    spend, and mean conversion probability (prospects)."""
+    if "conversion_probability" not in segments:
+        segments = segments.assign(conversion_probability=np.nan)
     return (
         segments.groupby(["ds", "segment"], as_index=False)
         .agg(
             customers=("customer_id", "size"),
             mean_churn_probability=("churn_probability", "mean"),
             total_expected_spend=("expected_spend", "sum"),
+            mean_conversion_probability=("conversion_probability", "mean"),
         )
         .sort_values(["ds", "segment"], ignore_index=True)
     )

@@ -43,16 +43,18 @@ log = logging.getLogger(__name__)
 _DDL = {
     "customer_segments": """
         ds DATE NOT NULL, customer_id VARCHAR NOT NULL, lifecycle_stage VARCHAR NOT NULL,
-        churn_probability DOUBLE NOT NULL, expected_spend DOUBLE NOT NULL,
-        value_tier VARCHAR NOT NULL, rfm_segment VARCHAR NOT NULL, segment VARCHAR NOT NULL,
+        churn_probability DOUBLE, expected_spend DOUBLE,
+        value_tier VARCHAR, rfm_segment VARCHAR, segment VARCHAR NOT NULL,
         next_best_action VARCHAR NOT NULL, top_reasons VARCHAR,
-        churn_model_version VARCHAR NOT NULL, clv_model_version VARCHAR NOT NULL,
+        churn_model_version VARCHAR, clv_model_version VARCHAR,
         recommended_categories VARCHAR, reco_model_version VARCHAR,
         behaviour_cluster VARCHAR, cluster_model_version VARCHAR,
+        conversion_probability DOUBLE, conversion_model_version VARCHAR,
         PRIMARY KEY (ds, customer_id)""",
     "segment_summary": """
         ds DATE NOT NULL, segment VARCHAR NOT NULL, customers BIGINT NOT NULL,
-        mean_churn_probability DOUBLE NOT NULL, total_expected_spend DOUBLE NOT NULL,
+        mean_churn_probability DOUBLE, total_expected_spend DOUBLE NOT NULL,
+        mean_conversion_probability DOUBLE,
         PRIMARY KEY (ds, segment)""",
     "segment_transitions": """
         ds DATE NOT NULL, from_segment VARCHAR NOT NULL, to_segment VARCHAR NOT NULL,
@@ -83,18 +85,32 @@ TABLES = tuple(_DDL)
 # Columns created NOT NULL by an earlier version and nullable since; a writer relaxes
 # them once in a warehouse that still has the constraint (DuckDB and Postgres alike).
 # top_reasons: NULL for customers whose action needs no explanation (clm/config/segments.yaml).
-_RELAXED = (("customer_segments", "top_reasons"),)
+# The churn and spend columns: NULL for prospects, who are scored by clm-conversion instead.
+_RELAXED = (
+    ("customer_segments", "top_reasons"),
+    ("customer_segments", "churn_probability"),
+    ("customer_segments", "expected_spend"),
+    ("customer_segments", "value_tier"),
+    ("customer_segments", "rfm_segment"),
+    ("customer_segments", "churn_model_version"),
+    ("customer_segments", "clv_model_version"),
+    ("segment_summary", "mean_churn_probability"),
+)
 
 
 # Columns added since a table was first created, in DDL order (each one nullable, at
 # the end of the table, so the rows an older version wrote read as NULL there).
 # recommended_categories: a JSON array of category names (clm-reco), reco_model_version;
-# behaviour_cluster: the named cluster (clm-clusters), cluster_model_version.
+# behaviour_cluster: the named cluster (clm-clusters), cluster_model_version;
+# conversion_probability: a prospect's first order in H days (clm-conversion).
 _ADDED = (
     ("customer_segments", "recommended_categories", "VARCHAR"),
     ("customer_segments", "reco_model_version", "VARCHAR"),
     ("customer_segments", "behaviour_cluster", "VARCHAR"),
     ("customer_segments", "cluster_model_version", "VARCHAR"),
+    ("customer_segments", "conversion_probability", "DOUBLE PRECISION"),
+    ("customer_segments", "conversion_model_version", "VARCHAR"),
+    ("segment_summary", "mean_conversion_probability", "DOUBLE PRECISION"),
 )
 
 

@@ -9,6 +9,10 @@ Spend:
 - ``run_rate``: last year's spend, pro-rated to the horizon;
 - ``bgnbd_gg``: BG/NBD expected purchases times Gamma-Gamma spend per purchase.
 
+Conversion (prospects):
+- ``channel_rate``: the prospect's acquisition channel's conversion record;
+- ``recent_visits``: visits in the last 30 days.
+
 A score that is not a probability (recency, expected purchases) is mapped to one
 by a one-feature logistic fit on the training rows. That keeps its ranking, so
 ROC AUC and lift are the score's own, and gives log loss and calibration a fair
@@ -33,6 +37,7 @@ log = logging.getLogger(__name__)
 
 CHURN_BASELINES = ("recency", "rfm_logreg", "bgnbd")
 VALUE_BASELINES = ("run_rate", "bgnbd_gg")
+CONVERSION_BASELINES = ("channel_rate", "recent_visits")
 RFM_FEATURES = ("recency_days", "frequency_lifetime", "monetary_lifetime")
 
 PURCHASES = "btyd_expected_purchases"
@@ -127,6 +132,32 @@ def fit_baseline(
             {PURCHASES: 1.0},
             "BG/NBD expected purchase days in the horizon",
         )
+    if name in ("channel_rate", "recent_visits"):
+        column = "channel_conversion_rate" if name == "channel_rate" else "visits_30d"
+
+        def score(x: pd.DataFrame) -> np.ndarray:
+            values = x[column].to_numpy(dtype=float)
+            if name == "recent_visits":
+                return np.log1p(np.nan_to_num(values).clip(min=0))
+            # no record yet: the mean record of the training rows
+            return np.where(np.isnan(values), fill, values)
+
+        fill = float(np.nanmean(train[column])) if train[column].notna().any() else 0.0
+        lr = _logit_fit(score(train), y_train, seed)
+
+        def predict_one_feature(x: pd.DataFrame) -> np.ndarray:
+            return np.asarray(lr.predict_proba(score(x).reshape(-1, 1))[:, 1])
+
+        return Fitted(
+            name,
+            "conversion",
+            predict_one_feature,
+            {"coef": float(lr.coef_[0, 0]), "intercept": float(lr.intercept_[0])},
+            {column: 1.0},
+            "the acquisition channel's conversion record"
+            if name == "channel_rate"
+            else "visits in the last 30 days",
+        )
     if name == "run_rate":
         factor = horizon_days / 365.0
 
@@ -155,5 +186,6 @@ def fit_baseline(
             "BG/NBD expected purchase days x Gamma-Gamma spend per day",
         )
     raise ValueError(
-        f"unknown baseline {name!r}; expected one of {CHURN_BASELINES + VALUE_BASELINES}"
+        f"unknown baseline {name!r}; expected one of "
+        f"{CHURN_BASELINES + VALUE_BASELINES + CONVERSION_BASELINES}"
     )

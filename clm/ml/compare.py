@@ -19,9 +19,13 @@ from clm.ml.metrics import CHURN_PRIMARY, VALUE_PRIMARY, score
 
 log = logging.getLogger(__name__)
 
-LABELS = {"churn": "churned", "clv": "future_spend"}
-PRIMARY = {"churn": CHURN_PRIMARY, "clv": VALUE_PRIMARY}
-BASELINES = {"churn": baselines.CHURN_BASELINES, "clv": baselines.VALUE_BASELINES}
+LABELS = {"churn": "churned", "clv": "future_spend", "conversion": "converted"}
+PRIMARY = {"churn": CHURN_PRIMARY, "clv": VALUE_PRIMARY, "conversion": CHURN_PRIMARY}
+BASELINES = {
+    "churn": baselines.CHURN_BASELINES,
+    "clv": baselines.VALUE_BASELINES,
+    "conversion": baselines.CONVERSION_BASELINES,
+}
 ROLES = ("train", "val", "test")
 
 
@@ -47,14 +51,17 @@ def task_data(task: str, frame: pd.DataFrame, names: list[str]) -> TaskData:
     """Sort rows deterministically and check each role has rows.
 
     Raises:
-        ValueError: if a role is empty, or churn's training rows hold one class.
+        ValueError: if a role is empty, or a binary task's training or test rows hold
+            one class.
     """
     frame = frame.sort_values(["cutoff", "customer_id"], ignore_index=True)
     for role in ROLES:
         if not (frame["role"] == role).any():
             raise ValueError(f"{task}: no {role} rows; the data set is too small to train on")
-    if task == "churn" and frame.loc[frame.role == "train", "churned"].nunique() < 2:
-        raise ValueError("churn: the training rows hold one class only")
+    if task in models.BINARY:
+        for role in ("train", "test"):
+            if frame.loc[frame.role == role, LABELS[task]].nunique() < 2:
+                raise ValueError(f"{task}: the {role} rows hold one class only")
     return TaskData(task, names, frame)
 
 
@@ -122,7 +129,7 @@ def run_candidates(
         )
         pred = trained.predict(xs["test"])
         # What calibration did, on the test rows: the figure it fixes, before.
-        fixes = "calibration_error" if task == "churn" else "total_pred_vs_actual_pct"
+        fixes = "calibration_error" if task in models.BINARY else "total_pred_vs_actual_pct"
         raw = models.raw_predict(trained.model, task, xs["test"])
         extra = {f"{fixes}_uncalibrated": score(task, ys["test"], raw)[fixes]}
         calibration = trained.calibration.as_dict() if trained.calibration else {}

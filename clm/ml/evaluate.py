@@ -33,6 +33,7 @@ from clm.core.settings import PROJECT_ROOT, Settings
 from clm.ml import reco
 from clm.ml.compare import LABELS, PRIMARY, Candidate, best_model, run_candidates
 from clm.ml.metrics import LOWER_IS_BETTER, bootstrap_draws, gain, interval, paired_gain, score
+from clm.ml.registry import SERVICES
 
 log = logging.getLogger(__name__)
 
@@ -299,8 +300,12 @@ def _origin_scores(
     data = build_set(ws, cutoffs, horizon, spec.split, max_rows=ws.max_training_rows)
     out: dict[str, Any] = {"test_cutoff": data.test_cutoff.isoformat(), "tasks": {}}
     prefix = f"origin {data.test_cutoff}: "
-    for task in ("churn", "clv"):
-        _, cands = _candidates(ws, spec, data, task, lambda m: say(f"{prefix}{m}"))
+    for task, task_set in task_sets(ws, data, say).items():
+        try:
+            _, cands = _candidates(ws, spec, task_set, task, lambda m: say(f"{prefix}{m}"))
+        except ValueError as exc:
+            say(f"{prefix}{task}: skipped ({exc})")
+            continue
         out["tasks"][task] = {c.name: {"kind": c.kind, "metrics": c.scores} for c in cands}
     recommended = _reco_candidates(ws, spec, data.test_cutoff, horizon, say)
     if recommended:
@@ -441,6 +446,27 @@ def feature_gain(
     }
 
 
+def task_sets(ws: Settings, data: Any, say: Callable[[str], None]) -> dict[str, Any]:
+    """The rows of each task: the buyers for churn and clv, the prospects at the same
+    cutoffs for conversion (left out when the data set has too few)."""
+    from clm.data.labels import compute_conversion_labels
+    from clm.ml.train import build_set
+
+    sets = {"churn": data, "clv": data}
+    try:
+        sets["conversion"] = build_set(
+            ws,
+            data.cutoffs,
+            data.horizon_days,
+            data.split,
+            max_rows=ws.max_training_rows,
+            label_fn=compute_conversion_labels,
+        )
+    except ValueError as exc:
+        say(f"conversion: skipped ({exc})")
+    return sets
+
+
 def _candidates(
     ws: Settings,
     spec: EvalSpec,
@@ -546,8 +572,14 @@ def evaluate(
             "bootstrap_resamples": spec.bootstrap,
             "tasks": {},
         }
-        for task in ("churn", "clv"):
-            rows, cands = _candidates(ws, spec, data, task, say)
+        for task, task_set in task_sets(ws, data, say).items():
+            try:
+                rows, cands = _candidates(ws, spec, task_set, task, say)
+            except ValueError as exc:
+                if task != "conversion":
+                    raise
+                say(f"conversion: skipped ({exc})")
+                continue
             y = rows.y("test")
             preds = {c.name: c.pred for c in cands}
             oracle = None
@@ -557,12 +589,17 @@ def evaluate(
                 say(f"{task}: oracle from the latent truth")
                 o = oracle_scores(
                     ws.truth_dir,
-                    data.test_cutoff,
+                    task_set.test_cutoff,
                     horizon,
                     rows.rows("test")["customer_id"],
                     seed=ws.seed,
                 )
-                oracle = o["churn_probability" if task == "churn" else "expected_spend"].to_numpy()
+                # a prospect converts when they do not "churn": at least one order in H days
+                oracle = {
+                    "churn": o["churn_probability"],
+                    "clv": o["expected_spend"],
+                    "conversion": 1.0 - o["churn_probability"],
+                }[task].to_numpy()
                 preds["oracle"] = oracle
             say(f"{task}: {spec.bootstrap} bootstrap resamples")
             draws = bootstrap_draws(task, y, preds, n=spec.bootstrap, seed=ws.seed)
@@ -583,6 +620,8 @@ def evaluate(
             task_report: dict[str, Any] = {
                 "primary": PRIMARY[task],
                 "label": LABELS[task],
+                "test_rows": len(y),
+                "positive_rate_test": float(np.mean(y)) if task != "clv" else None,
                 "candidates": entries,
                 "verdicts": _verdicts(task, cands),
                 "versus_best_baseline": versus_best_baseline(cands, draws),
@@ -660,7 +699,7 @@ def _track(
         "test_cutoff": report["test_cutoff"],
         "git_sha": git_sha(),
         "task": task,
-        "feature_service": "churn_v1" if task == "churn" else "clv_v1",
+        "feature_service": SERVICES[task],
     }
     with mlflow.start_run(run_name=f"evaluate {spec.name}", tags=tags):
         mlflow.log_params(

@@ -12,7 +12,8 @@ from sklearn.metrics import (
     roc_auc_score,
 )
 
-CHURN_PRIMARY = "roc_auc"
+BINARY = frozenset({"churn", "conversion"})  # probability tasks (clm.ml.models.BINARY)
+CHURN_PRIMARY = "roc_auc"  # of both binary tasks
 VALUE_PRIMARY = "normalized_gini"
 # Metrics where smaller is better; every other metric is better when larger.
 LOWER_IS_BETTER = frozenset({"log_loss", "brier", "calibration_error", "mae", "rmse"})
@@ -40,14 +41,14 @@ def calibration_error(y_true: np.ndarray, proba: np.ndarray, bins: int = 10) -> 
 
 def churn_metrics(y_true: np.ndarray, proba: np.ndarray) -> dict[str, float]:
     """ROC AUC (primary), PR AUC, log loss, Brier score, top-decile lift and
-    calibration error.
+    calibration error: the metrics of both binary tasks, churn and conversion.
 
     Raises:
         ValueError: if only one class is present.
     """
     y_true = np.asarray(y_true)
     if len(np.unique(y_true)) < 2:
-        raise ValueError("churn metrics need both classes in y_true")
+        raise ValueError("binary metrics need both classes in y_true")
     proba = np.clip(np.asarray(proba, dtype=float), 1e-6, 1 - 1e-6)
     return {
         "roc_auc": float(roc_auc_score(y_true, proba)),
@@ -92,7 +93,7 @@ def value_metrics(actual: np.ndarray, pred: np.ndarray) -> dict[str, float]:
 
 def score(task: str, y_true: np.ndarray, pred: np.ndarray) -> dict[str, float]:
     """The task's metrics, with the same names for every candidate."""
-    return churn_metrics(y_true, pred) if task == "churn" else value_metrics(y_true, pred)
+    return churn_metrics(y_true, pred) if task in BINARY else value_metrics(y_true, pred)
 
 
 def gain(metric: str, value: np.ndarray | float, other: np.ndarray | float) -> np.ndarray:
@@ -125,7 +126,7 @@ def bootstrap_draws(
     while done < n:
         idx = rng.integers(0, len(y_true), len(y_true))
         y = y_true[idx]
-        if task == "churn" and len(np.unique(y)) < 2:
+        if task in BINARY and len(np.unique(y)) < 2:
             continue
         for cand, pred in preds.items():
             for metric, value in score(task, y, np.asarray(pred)[idx]).items():

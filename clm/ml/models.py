@@ -1,4 +1,4 @@
-"""The two model families for the two tasks: build, tune, fit, calibrate, predict.
+"""The two model families for the three tasks: build, tune, fit, calibrate, predict.
 
 Settings are deterministic: one seed feeds XGBoost's ``random_state`` and
 LightGBM's ``seed`` with ``deterministic=True``, and Optuna's sampler.
@@ -16,18 +16,28 @@ import pandas as pd
 log = logging.getLogger(__name__)
 
 FAMILIES = ("xgboost", "lightgbm")
-TASKS = ("churn", "clv")
+TASKS = ("churn", "clv", "conversion")
+# Classification tasks: a probability, Platt-calibrated. Churn is P(no order in H days)
+# for a buyer; conversion is P(a first order in H days) for a prospect.
+BINARY = frozenset({"churn", "conversion"})
 TWEEDIE_POWER = 1.3
 EARLY_STOPPING_ROUNDS = 50
-# The metric early stopping and pruning watch, with its direction. Churn watches
-# ROC AUC, the primary metric; spend watches the Tweedie deviance it is trained on.
+# The metric early stopping and pruning watch, with its direction. The binary tasks
+# watch ROC AUC, their primary metric; spend watches the Tweedie deviance it is
+# trained on.
 EVAL_METRIC = {
     ("xgboost", "churn"): "auc",
     ("lightgbm", "churn"): "auc",
+    ("xgboost", "conversion"): "auc",
+    ("lightgbm", "conversion"): "auc",
     ("xgboost", "clv"): f"tweedie-nloglik@{TWEEDIE_POWER}",
     ("lightgbm", "clv"): "tweedie",
 }
-DIRECTION: dict[str, Literal["maximize", "minimize"]] = {"churn": "maximize", "clv": "minimize"}
+DIRECTION: dict[str, Literal["maximize", "minimize"]] = {
+    "churn": "maximize",
+    "clv": "minimize",
+    "conversion": "maximize",
+}
 
 
 def default_params(family: str) -> dict[str, Any]:
@@ -80,7 +90,8 @@ def suggest_params(trial: Any, family: str) -> dict[str, Any]:
 def build(
     family: str, task: str, params: dict[str, Any], seed: int, callbacks: list[Any] | None = None
 ) -> Any:
-    """An unfitted estimator. Churn is binary; clv regresses spend with a Tweedie loss.
+    """An unfitted estimator. Churn and conversion are binary; clv regresses spend with a
+    Tweedie loss.
 
     Raises:
         ValueError: for an unknown family or task.
@@ -102,7 +113,7 @@ def build(
             eval_metric=metric,
             callbacks=callbacks,
         )
-        if task == "churn":
+        if task in BINARY:
             return xgb.XGBClassifier(**common)
         return xgb.XGBRegressor(
             **common, objective="reg:tweedie", tweedie_variance_power=TWEEDIE_POWER
@@ -119,7 +130,7 @@ def build(
         verbose=-1,
         metric=metric,
     )
-    if task == "churn":
+    if task in BINARY:
         return lgb.LGBMClassifier(**common)
     return lgb.LGBMRegressor(**common, objective="tweedie", tweedie_variance_power=TWEEDIE_POWER)
 
@@ -158,7 +169,7 @@ def raw_predict(model: Any, task: str, x: pd.DataFrame) -> np.ndarray:
     ``model`` is a scikit-learn style estimator, or a LightGBM ``Booster`` as the
     registry logs it (its ``predict`` gives the probability of a binary objective).
     """
-    if task == "churn" and hasattr(model, "predict_proba"):
+    if task in BINARY and hasattr(model, "predict_proba"):
         return np.asarray(model.predict_proba(x)[:, 1], dtype=float)
     return np.clip(np.asarray(model.predict(x), dtype=float), 0, None)
 
@@ -415,7 +426,7 @@ def train_model(
         model = fit(build(family, task, params, seed), family, x_train, y_train, x_val, y_val)
     trained = Trained(model, family, task)
     raw = raw_predict(model, task, x_val)
-    if task == "churn":
+    if task in BINARY:
         trained.calibration = fit_calibration(raw, y_val)
     else:
         trained.calibration = fit_total_scale(raw, y_val)

@@ -24,13 +24,18 @@ ALIAS = "champion"
 REGISTERED = {
     "churn": "clm-churn",
     "clv": "clm-clv",
+    "conversion": "clm-conversion",
     "reco": "clm-reco",
     "clusters": "clm-clusters",
 }
 
 # The feature service of each task scored from the snapshot. The recommender reads
 # purchase histories instead, and a day is scored without one (no categories yet).
-SERVICES = {"churn": "churn_v1", "clv": "clv_v1"}
+SERVICES = {"churn": "churn_v1", "clv": "clv_v1", "conversion": "conversion_v1"}
+# What a day cannot be scored without. A shop without prospects (an imported
+# transaction log: every customer arrives with an order) never trains a
+# conversion model, and its days are scored all the same.
+REQUIRED = ("churn", "clv")
 
 DONE, PENDING = "done", "pending"
 
@@ -90,14 +95,14 @@ def champion_exists(settings: Settings) -> bool:
 
     setup_mlflow(settings)
     client = mlflow.MlflowClient()
-    return all(current_champion(client, REGISTERED[task]) is not None for task in SERVICES)
+    return all(current_champion(client, REGISTERED[task]) is not None for task in REQUIRED)
 
 
 def training_needed(settings: Settings, expected: dict[str, list[str]] | None = None) -> str | None:
     """Why the champions cannot score today's features, so training must come first
-    (None: they can). Either a model has no champion yet, or its champion was trained
-    on other features than its feature service has now (a feature was added or
-    removed since): scoring would refuse it, so the day waits for a training run.
+    (None: they can). Either a required model has no champion yet, or a champion was
+    trained on other features than its feature service has now (a feature was added
+    or removed since): scoring would refuse it, so the day waits for a training run.
 
     ``expected``: each task's feature names (default: the Feast feature services).
     """
@@ -111,10 +116,12 @@ def training_needed(settings: Settings, expected: dict[str, list[str]] | None = 
         name = REGISTERED[task]
         current = current_champion(client, name)
         if current is None:
-            return f"{name} has no champion yet"
+            if task in REQUIRED:
+                return f"{name} has no champion yet"
+            continue
         names = (
             expected[task]
-            if expected is not None
+            if expected is not None and task in expected
             else feature_store.feature_names(settings, service)
         )
         problem = schema_problem(model_features(f"models:/{name}/{current.version}"), names)
@@ -174,7 +181,8 @@ def load_champions(settings: Settings) -> dict[str, Champion]:
     """Load the version behind each ``@champion``, by number: the alias may move mid-run.
 
     Raises:
-        RuntimeError: if a registered model has no champion yet.
+        RuntimeError: if churn or clv has no champion yet (conversion is left out
+            when it has none: a shop without prospects never trains one).
     """
     from mlflow import MlflowClient
 
@@ -186,6 +194,8 @@ def load_champions(settings: Settings) -> dict[str, Champion]:
     for task, service in SERVICES.items():
         name = REGISTERED[task]
         current = current_champion(client, name)
+        if current is None and task not in REQUIRED:
+            continue
         if current is None:
             raise RuntimeError(
                 f"no models:/{name}@{ALIAS}: train a model first (trigger clm_train or `clm run`)"

@@ -26,9 +26,17 @@ import pandas as pd
 from clm.core.io import BatchError
 from clm.core.settings import Settings
 from clm.data import warehouse
+from clm.data.acquisition import with_acquisition
 from clm.data.btyd import with_expectations
-from clm.data.features import read_snapshot
-from clm.data.segments import assign_segments, explained, load_rules, summarize, transitions
+from clm.data.features import read_prospects, read_snapshot
+from clm.data.segments import (
+    assign_segments,
+    explained,
+    load_rules,
+    prospect_segments,
+    summarize,
+    transitions,
+)
 from clm.data.validation import BatchValidationError, ValidationRun, check_output, validation_frame
 from clm.data.warehouse import Partition
 
@@ -40,7 +48,11 @@ TOP_REASONS = 3
 # Global importance (mean |SHAP| per feature) is estimated on this many customers,
 # drawn at random with the day as seed; a smaller shop uses every customer.
 IMPORTANCE_SAMPLE = 20_000
-SCORE_COLUMN = {"churn": "churn_probability", "clv": "expected_spend"}
+SCORE_COLUMN = {
+    "churn": "churn_probability",
+    "clv": "expected_spend",
+    "conversion": "conversion_probability",
+}
 
 
 @dataclass
@@ -58,6 +70,8 @@ class ScoreReport:
     explained: int = 0  # customers given top_reasons
     reco_model_version: str | None = None  # None: no recommender yet
     cluster_model_version: str | None = None  # None: no clustering yet
+    prospects: int = 0  # of ``customers``: signed up, no order yet
+    conversion_model_version: str | None = None  # None: no conversion model yet
 
 
 class Steps:
@@ -88,6 +102,51 @@ def load_snapshot(settings: Settings, ds: date) -> pd.DataFrame:
     return with_expectations(
         snapshot, settings.features_dir, ds, settings.horizon_days, settings.seed
     )
+
+
+def load_prospects(settings: Settings, ds: date) -> pd.DataFrame:
+    """The prospects as of ds with the acquisition features as of ds (what the feature
+    service ``conversion_v1`` gives through Feast for the same customers and day)."""
+    prospects = read_prospects(settings.features_dir, ds)
+    if prospects.empty:
+        return prospects
+    return with_acquisition(prospects, settings.validated_dir, ds, settings.horizon_days)
+
+
+def score_prospects(
+    prospects: pd.DataFrame, champion: Champion | None, rules: dict[str, Any], ds: date
+) -> pd.DataFrame:
+    """Each prospect's probability of a first order in H days from ``clm-conversion``
+    (NaN without a champion), lifecycle stage, segment and next best action."""
+    frame = prospects.copy()
+    if champion is None:
+        if len(frame):
+            log.warning(
+                "no clm-conversion@champion yet: %d prospects of %s are left unscored",
+                len(frame),
+                ds,
+            )
+        frame["conversion_probability"] = np.nan
+    else:
+        missing = sorted(set(champion.features) - set(frame.columns))
+        if missing:
+            raise BatchError(
+                f"ds={ds}: features {missing} needed by {champion.name} v{champion.version} "
+                "are not in the snapshot"
+            )
+        frame["conversion_probability"] = champion.trained.predict(
+            frame[champion.features].astype("float64")
+        ).astype("float64")
+        log.info(
+            "scored %d prospects with %s v%s (%s)",
+            len(frame),
+            champion.name,
+            champion.version,
+            champion.trained.family,
+        )
+    out = prospect_segments(frame, rules)
+    out["conversion_model_version"] = None if champion is None else champion.version
+    return out
 
 
 def top_reasons(contrib: np.ndarray, names: list[str], k: int = TOP_REASONS) -> list[str]:
@@ -136,14 +195,21 @@ def _check_output(settings: Settings, out: pd.DataFrame, ds: date) -> pd.DataFra
 
 
 def measure_drift(
-    champions: dict[str, Champion], frame: pd.DataFrame, ds: date, rules: dict[str, Any]
+    champions: dict[str, Champion],
+    frames: dict[str, pd.DataFrame],
+    ds: date,
+    rules: dict[str, Any],
 ) -> pd.DataFrame:
-    """PSI of each champion's features and score against its training reference."""
+    """PSI of each champion's features and score against its training reference, on the
+    rows it scored (``frames`` by task: the buyers, or the prospects)."""
     from clm.data.drift import psi_table
 
     cfg = rules["drift"]
     tables = []
     for task, champ in champions.items():
+        frame = frames[task]
+        if frame.empty:
+            continue
         reference = champ.trained.reference
         if not reference:
             log.warning(
@@ -244,6 +310,8 @@ def score_day(
     with steps("load snapshot"):
         # In customer order, so the importance sample is the same rows on a re-run.
         snapshot = load_snapshot(settings, ds).sort_values("customer_id", ignore_index=True)
+        prospects = load_prospects(settings, ds)
+    conversion = champions.pop("conversion", None)
     for champ in champions.values():
         missing = sorted(set(champ.features) - set(snapshot.columns))
         if missing:
@@ -304,6 +372,13 @@ def score_day(
             rules["top_reasons"]["actions"],
             len(sample),
         )
+    with steps("predict conversion"):
+        prospect_rows = score_prospects(prospects, conversion, rules, ds)
+        segments["conversion_probability"] = np.nan
+        segments["conversion_model_version"] = None
+        segments["churn_model_version"] = churn.version
+        segments["clv_model_version"] = clv.version
+        segments = pd.concat([segments, prospect_rows], ignore_index=True)
     with steps("recommend"):
         segments["recommended_categories"] = recommendations(
             settings, reco_champion, ds, segments["customer_id"]
@@ -315,14 +390,19 @@ def score_day(
             segments["behaviour_cluster"] = None
             segments["cluster_model_version"] = None
         else:
-            segments["behaviour_cluster"] = cluster_champion.model.label(
-                snapshot.set_index("customer_id").loc[segments["customer_id"]].reset_index()
+            # buyers only: the clusters describe buying behaviour
+            buyers = segments["lifecycle_stage"] != "prospect"
+            labels = cluster_champion.model.label(
+                snapshot.set_index("customer_id")
+                .loc[segments.loc[buyers, "customer_id"]]
+                .reset_index()
             )
-            segments["cluster_model_version"] = cluster_champion.version
+            segments["behaviour_cluster"] = None
+            segments.loc[buyers, "behaviour_cluster"] = labels
+            segments["cluster_model_version"] = None
+            segments.loc[buyers, "cluster_model_version"] = cluster_champion.version
     with steps("summary"):
         segments["ds"] = ds
-        segments["churn_model_version"] = churn.version
-        segments["clv_model_version"] = clv.version
         out = segments.sort_values("customer_id", ignore_index=True)[
             warehouse.columns("customer_segments")
         ]
@@ -330,7 +410,11 @@ def score_day(
     with steps("validate output"):
         validation = _check_output(settings, out, ds)
     with steps("drift"):
-        drift = measure_drift(champions, frame, ds, rules)
+        frames = {"churn": frame, "clv": frame}
+        if conversion is not None:
+            champions["conversion"] = conversion
+            frames["conversion"] = prospect_rows
+        drift = measure_drift(champions, frames, ds, rules)
         del frame
         drifted = sorted(set(drift.loc[drift["drifted"].astype(bool), "name"]))
         retrain = False
@@ -380,4 +464,6 @@ def score_day(
         int(need.sum()),
         None if reco_champion is None else reco_champion.version,
         None if cluster_champion is None else cluster_champion.version,
+        len(prospect_rows),
+        None if conversion is None else conversion.version,
     )

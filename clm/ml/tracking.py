@@ -15,7 +15,7 @@ import numpy as np
 
 from clm.ml import plots
 from clm.ml.compare import LABELS, PRIMARY, Candidate, TaskData
-from clm.ml.models import native
+from clm.ml.models import BINARY, native
 
 log = logging.getLogger(__name__)
 
@@ -28,7 +28,7 @@ def _log_figure(fig: Any, path: str) -> None:
 
 
 def _figures(task: str, y: np.ndarray, preds: dict[str, np.ndarray], prefix: str) -> None:
-    if task == "churn":
+    if task in BINARY:
         _log_figure(plots.roc(y, preds), f"{prefix}roc.png")
         _log_figure(plots.pr(y, preds), f"{prefix}pr.png")
         _log_figure(plots.calibration(y, preds), f"{prefix}calibration.png")
@@ -40,7 +40,11 @@ def _figures(task: str, y: np.ndarray, preds: dict[str, np.ndarray], prefix: str
             _log_figure(plots.spend_deciles(y, pred, name), f"{prefix}deciles.png")
 
 
-SCORE_COLUMN = {"churn": "churn_probability", "clv": "expected_spend"}
+SCORE_COLUMN = {
+    "churn": "churn_probability",
+    "clv": "expected_spend",
+    "conversion": "conversion_probability",
+}
 # What loading a model needs, beside its family's package (xgboost or lightgbm).
 SERVING_PACKAGES = ("mlflow", "numpy", "pandas", "scikit-learn", "scipy")
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import subprocess
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
@@ -15,7 +16,7 @@ import pandas as pd
 from clm.core.settings import PROJECT_ROOT, Settings
 from clm.data import btyd, feature_store
 from clm.data.features import ensure_snapshots, snapshot_timestamp, training_cutoffs
-from clm.data.labels import compute_labels
+from clm.data.labels import compute_conversion_labels, compute_labels
 from clm.ml import reco
 from clm.ml.compare import PRIMARY, Candidate, TaskData, best_model, run_candidates, task_data
 from clm.ml.metrics import score
@@ -101,8 +102,12 @@ def build_set(
     split: str | None = None,
     *,
     max_rows: int = 0,
+    label_fn: Callable[[Any, date, int], pd.DataFrame] = compute_labels,
 ) -> TrainingSet:
     """Labels at ``cutoffs`` (oldest first), with train, validation and test roles.
+
+    ``label_fn`` labels one cutoff: :func:`compute_labels` (buyers: churn and spend)
+    or :func:`compute_conversion_labels` (prospects: a first order).
 
     ``split="time"``: the last cutoff is the test set (out of time).
     ``split="customers"``: only the last cutoff is used, and a random 20% of its
@@ -121,7 +126,7 @@ def build_set(
     frames = []
     used = []
     for cutoff in cutoffs:
-        labels = compute_labels(settings.validated_dir, cutoff, horizon_days)
+        labels = label_fn(settings.validated_dir, cutoff, horizon_days)
         if labels.empty:
             continue
         labels["cutoff"] = cutoff
@@ -159,6 +164,23 @@ def build_set(
         labels["role"].value_counts().to_dict(),
     )
     return TrainingSet(labels, split, used, test_cutoff, horizon_days, population)
+
+
+def build_conversion_set(settings: Settings, data: TrainingSet) -> TrainingSet | None:
+    """The prospects at the cutoffs of ``data``, split the same way and labelled with a
+    first order in the horizon; None (logged) when the shop has too few prospects."""
+    try:
+        return build_set(
+            settings,
+            data.cutoffs,
+            data.horizon_days,
+            data.split,
+            max_rows=settings.max_training_rows,
+            label_fn=compute_conversion_labels,
+        )
+    except ValueError as exc:
+        log.warning("conversion: no first-order model trained: %s", exc)
+        return None
 
 
 def join_features(settings: Settings, data: TrainingSet, task: str) -> TaskData:
@@ -199,9 +221,11 @@ def train(
     force_promotion: bool = False,
     airflow_run_id: str = "manual",
 ) -> TrainResult:
-    """Train every family and baseline for churn and clv, log to MLflow, promote the best.
+    """Train every family and baseline for churn, clv and conversion (the prospects' first
+    order, when the shop has prospects), log to MLflow, promote the best.
 
-    One parent run per task in experiments ``clm-churn`` / ``clm-clv``; one
+    One parent run per task in experiments ``clm-churn`` / ``clm-clv`` /
+    ``clm-conversion``; one
     child run per candidate, baselines included. The best model is registered;
     it becomes ``@champion`` only if :func:`clm.ml.promotion.decide` says so,
     after the current champion is scored on the same test rows.
@@ -221,9 +245,19 @@ def train(
     )
     sha = git_sha()
     feature_store.apply_repo(settings)
-    for task in ("churn", "clv"):
+    sets = {"churn": data, "clv": data}
+    prospects = build_conversion_set(settings, data)
+    if prospects is not None:
+        sets["conversion"] = prospects
+    for task, task_set in sets.items():
         service = SERVICES[task]
-        rows = join_features(settings, data, task)
+        try:
+            rows = join_features(settings, task_set, task)
+        except ValueError as exc:
+            if task in ("churn", "clv"):
+                raise
+            log.warning("%s: no model trained: %s", task, exc)
+            continue
         metric = PRIMARY[task]
         tags = {
             "ds": ds.isoformat(),
@@ -238,14 +272,17 @@ def train(
             mlflow.log_params(
                 {
                     "horizon_days": horizon,
-                    "cutoffs": ",".join(c.isoformat() for c in data.cutoffs),
-                    "test_cutoff": data.test_cutoff.isoformat(),
+                    "cutoffs": ",".join(c.isoformat() for c in task_set.cutoffs),
+                    "test_cutoff": task_set.test_cutoff.isoformat(),
                     "families": ",".join(families),
                     "tuning_trials": trials,
                     "n_features": len(rows.names),
-                    "customers": data.customers,
+                    "customers": task_set.customers,
                     "max_training_rows": settings.max_training_rows,
-                    **{f"rows_{k}": v for k, v in result.rows.items()},
+                    **{
+                        f"rows_{k}": int(v)
+                        for k, v in task_set.frame["role"].value_counts().items()
+                    },
                     # The BTYD features' parameters at the test cutoff (each cutoff has its own).
                     **btyd.params_at(settings.features_dir, data.test_cutoff, settings.seed),
                 }
@@ -573,7 +610,11 @@ def _decide_and_promote(
             mlflow.log_metric(f"champion_{metric}", champion_score)
         else:
             log.warning("champion v%s has another feature schema; not comparable", champion_version)
-    floor = settings.churn_auc_floor if task == "churn" else settings.clv_gini_floor
+    floor = {
+        "churn": settings.churn_auc_floor,
+        "clv": settings.clv_gini_floor,
+        "conversion": settings.conversion_auc_floor,
+    }[task]
     decision = decide(
         challenger.scores[metric],
         champion_score,

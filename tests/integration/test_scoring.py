@@ -65,10 +65,49 @@ def test_every_column_and_table_is_filled(scored_shop: ScoredShop, day_by_day) -
     settings = _settings(scored_shop)
     url = settings.warehouse
     rules = load_rules(settings.segments_config)
-    rows = warehouse.query(url, "SELECT * FROM customer_segments WHERE ds = ?", [LAST])
+    everybody = warehouse.query(url, "SELECT * FROM customer_segments WHERE ds = ?", [LAST])
     snapshot = pd.read_parquet(settings.features_dir / "order_features" / f"ds={LAST}")
-    assert len(rows) == len(snapshot) and rows["customer_id"].is_unique
-    assert not rows.drop(columns="top_reasons").isna().any().any()
+    signed_up = pd.read_parquet(settings.features_dir / "profile_features" / f"ds={LAST}")
+    # every customer signed up by the day: the buyers, and the prospects
+    assert set(everybody["customer_id"]) == set(snapshot["customer_id"]) | set(
+        signed_up["customer_id"]
+    )
+    assert everybody["customer_id"].is_unique
+    prospect = everybody["lifecycle_stage"] == "prospect"
+    assert set(everybody.loc[prospect, "customer_id"]) == set(signed_up["customer_id"]) - set(
+        snapshot["customer_id"]
+    )
+    prospects, rows = everybody[prospect], everybody[~prospect].reset_index(drop=True)
+    assert len(prospects) >= 20 and len(rows) == len(snapshot)
+    conversion = ["conversion_probability", "conversion_model_version"]
+    assert not rows.drop(columns=["top_reasons", *conversion]).isna().any().any()
+    assert rows[conversion].isna().all().all()
+    # prospects: a first-order probability from clm-conversion, a segment and an action
+    assert prospects["conversion_probability"].between(0, 1).all()
+    assert prospects["conversion_probability"].nunique() > 5
+    assert (
+        set(prospects["segment"])
+        <= {
+            "prospect_likely",
+            "prospect_possible",
+            "prospect_unlikely",
+        }
+        and prospects["segment"].nunique() >= 2
+    )
+    actions = rules["prospects"]["next_best_action"]
+    assert (prospects["segment"].map(actions) == prospects["next_best_action"]).all()
+    for column in (
+        "churn_probability",
+        "expected_spend",
+        "value_tier",
+        "rfm_segment",
+        "churn_model_version",
+        "behaviour_cluster",
+        "top_reasons",
+    ):
+        assert prospects[column].isna().all(), column
+    # a prospect gets the shop's popular categories: no history to personalise from
+    assert prospects["recommended_categories"].notna().all()
     assert set(rows["lifecycle_stage"]) <= set(STAGES)
     assert len(set(rows["lifecycle_stage"])) >= 3
     assert set(rows["rfm_segment"]) <= {r["name"] for r in rules["rfm_segments"]}
@@ -114,13 +153,20 @@ def test_every_column_and_table_is_filled(scored_shop: ScoredShop, day_by_day) -
     ):
         champion = client.get_model_version_by_alias(name, "champion").version
         assert set(rows[column]) == {str(champion)}
+    champion = client.get_model_version_by_alias("clm-conversion", "champion").version
+    assert set(prospects["conversion_model_version"]) == {str(champion)}
 
     summary = warehouse.query(url, "SELECT * FROM segment_summary WHERE ds = ?", [LAST])
-    assert summary["customers"].sum() == len(rows)
-    by_segment = rows.groupby("segment")["expected_spend"].sum()
+    assert summary["customers"].sum() == len(everybody)
+    by_segment = everybody.groupby("segment")["expected_spend"].sum()
     assert dict(zip(summary["segment"], summary["total_expected_spend"], strict=True)) == (
         pytest.approx(by_segment.to_dict())
     )
+    converting = summary.set_index("segment")["mean_conversion_probability"]
+    means = prospects.groupby("segment")["conversion_probability"].mean()
+    assert converting[means.index].to_dict() == pytest.approx(means.to_dict())
+    assert converting.drop(means.index).isna().all()
+    rows = everybody
     moves = warehouse.query(url, "SELECT * FROM segment_transitions WHERE ds = ?", [LAST])
     assert moves["customers"].sum() == len(rows)
     previous = warehouse.query(
@@ -132,7 +178,13 @@ def test_every_column_and_table_is_filled(scored_shop: ScoredShop, day_by_day) -
     expected_stay = int((stayed["segment"] == stayed["segment_before"]).sum())
     assert moves.loc[moves.from_segment == moves.to_segment, "customers"].sum() == expected_stay
     promotions = warehouse.query(url, "SELECT * FROM model_promotions")
-    assert set(promotions["model_name"]) == {"clm-churn", "clm-clv", "clm-reco", "clm-clusters"}
+    assert set(promotions["model_name"]) == {
+        "clm-churn",
+        "clm-clv",
+        "clm-conversion",
+        "clm-reco",
+        "clm-clusters",
+    }
     assert len(day_by_day) == len(DAY_TABLES) * len(scored_shop.days)
 
 

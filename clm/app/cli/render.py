@@ -265,8 +265,14 @@ def evaluation(report: dict[str, Any]) -> None:
     for task, body in report["tasks"].items():
         entries = body["candidates"]
         metrics = list(entries[0]["metrics"])
+        population = ""
+        if body.get("test_rows"):
+            population = f"{body['test_rows']:,} test rows"
+            if body.get("positive_rate_test") is not None:
+                population += f", {body['positive_rate_test']:.1%} {body['label']}"
+            population += "; "
         table = _candidate_table(
-            f"{task}: {body['label']} (primary {body['primary']}; "
+            f"{task}: {body['label']} ({population}primary {body['primary']}; "
             f"95% bootstrap intervals, {report['bootstrap_resamples']} resamples)",
             metrics,
         )
