@@ -99,6 +99,7 @@ def render_page() -> str:
         champions,
         cluster_table,
         day_data,
+        prospect_table,
         recommendation_table,
         transition_matrix,
     )
@@ -123,9 +124,12 @@ def render_page() -> str:
         )
         actions = data.segments.groupby("segment")["next_best_action"].first()
         for r in data.summary.itertuples():
+            churn = (  # a prospect segment has no churn probability
+                "-" if pd.isna(r.mean_churn_probability) else f"{r.mean_churn_probability:.3f}"
+            )
             parts.append(
                 f"<tr><td>{html.escape(r.segment)}</td><td>{r.customers:,}</td>"
-                f"<td>{r.mean_churn_probability:.3f}</td><td>{r.total_expected_spend:,.0f}</td>"
+                f"<td>{churn}</td><td>{r.total_expected_spend:,.0f}</td>"
                 f"<td>{html.escape(str(actions.get(r.segment, '')))}</td></tr>"
             )
         parts.append("</table></div>")
@@ -161,6 +165,22 @@ def render_page() -> str:
                 parts.append(
                     f"<tr><td>{html.escape(str(r[0]))}</td><td>{r[1]:,}</td><td>{r[2]:,}</td>"
                     f"<td>{r[3]:,}</td></tr>"
+                )
+            parts.append("</table>")
+        waiting = prospect_table(data.segments)
+        parts.append("<h2>Prospects</h2>")
+        if waiting.empty:
+            parts.append("<p>none on this day</p>")
+        else:
+            parts.append(
+                "<table><tr><th>segment</th><th>customers</th><th>mean P(first order)</th>"
+                "<th>next best action</th></tr>"
+            )
+            for r in waiting.itertuples(index=False):
+                chance = "-" if pd.isna(r[2]) else f"{r[2]:.3f}"
+                parts.append(
+                    f"<tr><td>{html.escape(str(r[0]))}</td><td>{r[1]:,}</td><td>{chance}</td>"
+                    f"<td>{html.escape(str(r[3]))}</td></tr>"
                 )
             parts.append("</table>")
         clustered = cluster_table(data.segments)

@@ -34,7 +34,8 @@ def _days_before(ds: date, values: pd.Series) -> pd.Series:
 
 
 def naive_features(validated_dir: Path, ds: date) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Both views as of ``ds``, one row per customer with a completed order."""
+    """Both views as of ``ds``: orders for every customer with a completed order,
+    engagement for them and every other customer signed up by ``ds``."""
     o = _read(
         validated_dir,
         "orders",
@@ -84,10 +85,14 @@ def naive_features(validated_dir: Path, ds: date) -> tuple[pd.DataFrame, pd.Data
     )
     orders = orders.join(scale_free(orders))  # arithmetic on the row: one definition
 
+    landed = _read(validated_dir, "customers", ds, ["customer_id", "signup_ts"])
+    signed = landed.loc[_days_before(ds, landed["signup_ts"]) >= 0, "customer_id"]
+    ids: set[str] = {str(c) for c in out.index} | {str(c) for c in signed}
+    population = pd.Index(sorted(ids), name="customer_id")
     e = _read(validated_dir, "events", ds, ["customer_id", "event_ts", "event_type", "rating"])
     e["age"] = _days_before(ds, e["event_ts"])
-    e = e[e["customer_id"].isin(out.index)]
-    eng = pd.DataFrame(index=out.index)
+    e = e[e["customer_id"].isin(population)]
+    eng = pd.DataFrame(index=population)
 
     def count(mask: pd.Series) -> pd.Series:
         return e[mask].groupby("customer_id").size().reindex(eng.index).fillna(0)
@@ -110,7 +115,7 @@ def naive_features(validated_dir: Path, ds: date) -> tuple[pd.DataFrame, pd.Data
         (t["event_type"] == "review")
         & t["review_text"].notna()
         & (_days_before(ds, t["event_ts"]) < 90)
-        & t["customer_id"].isin(out.index)
+        & t["customer_id"].isin(population)
     ]
     scored = t.assign(compound=compound(t["review_text"]))
     scored["negative"] = (scored["compound"] < NEGATIVE_BELOW).astype(float)

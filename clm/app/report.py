@@ -29,6 +29,7 @@ log = logging.getLogger(__name__)
 CHAMPION_METRICS = {
     "clm-churn": ("roc_auc", "pr_auc", "log_loss", "top_decile_lift", "calibration_error"),
     "clm-clv": ("spearman", "normalized_gini", "mae", "rmse"),
+    "clm-conversion": ("roc_auc", "pr_auc", "log_loss", "top_decile_lift"),
     "clm-reco": ("hit_at_3", "ndcg_at_3"),
     "clm-clusters": ("silhouette",),
 }
@@ -144,6 +145,41 @@ def recommendation_table(segments: pd.DataFrame) -> pd.DataFrame:
     )
     table = table.fillna(0).astype(int).sort_values(["first", "in top 3"], ascending=False)
     return table.rename_axis("category").reset_index()
+
+
+def prospect_table(segments: pd.DataFrame) -> pd.DataFrame:
+    """Per prospect segment: customers, mean probability of a first order in H days and
+    the next best action. Empty on a day without prospects."""
+    rows = segments[segments["lifecycle_stage"] == "prospect"]
+    if rows.empty:
+        return pd.DataFrame(columns=["segment", "customers", "mean_conversion", "next_best_action"])
+    table = rows.groupby("segment").agg(
+        customers=("customer_id", "size"),
+        mean_conversion=("conversion_probability", "mean"),
+        next_best_action=("next_best_action", "first"),
+    )
+    return table.sort_values("mean_conversion", ascending=False).reset_index()
+
+
+def chart_prospects(segments: pd.DataFrame) -> str:
+    """Histogram of the prospects' probability of a first order, by segment."""
+    plt = _plt()
+    rows = segments[segments["lifecycle_stage"] == "prospect"]
+    fig, ax = plt.subplots(figsize=(8, 3.2))
+    bins = np.linspace(0, 1, 21)
+    for name, colour in (
+        ("prospect_likely", "#55a868"),
+        ("prospect_possible", "#dd8452"),
+        ("prospect_unlikely", "#8c8c8c"),
+    ):
+        values = rows.loc[rows["segment"] == name, "conversion_probability"]
+        if len(values):
+            ax.hist(values, bins=bins, color=colour, label=f"{name} ({len(values):,})")
+    ax.set_xlabel("probability of a first order within the horizon (clm-conversion)")
+    ax.set_ylabel("prospects")
+    ax.legend(fontsize=8)
+    ax.grid(axis="y", alpha=0.3)
+    return _png(fig)
 
 
 def cluster_table(segments: pd.DataFrame) -> pd.DataFrame:
@@ -270,7 +306,8 @@ def chart_transitions(matrix: pd.DataFrame, title: str) -> str:
 def chart_churn_by_stage(segments: pd.DataFrame) -> str:
     """Box plots of churn probability for each lifecycle stage, with counts."""
     plt = _plt()
-    stages = [s for s in STAGES if (segments["lifecycle_stage"] == s).any()]
+    # prospects have no churn probability: they have not ordered yet
+    stages = [s for s in STAGES if s != "prospect" and (segments["lifecycle_stage"] == s).any()]
     groups = [segments.loc[segments.lifecycle_stage == s, "churn_probability"] for s in stages]
     fig, ax = plt.subplots(figsize=(9, 4))
     ax.boxplot(groups, showfliers=False)
@@ -350,12 +387,14 @@ def render(data: DayData) -> str:
     """The report as one self-contained HTML page."""
     seg = data.segments
     at_risk = int((seg["lifecycle_stage"] == "at_risk").sum())
+    prospects = int((seg["lifecycle_stage"] == "prospect").sum())
     drifted = data.drift.loc[data.drift["drifted"].astype(bool), "name"].unique().tolist()
     kpis = [
         ("customers scored", f"{len(seg):,}"),
         ("expected spend (H days)", f"{seg['expected_spend'].sum():,.0f}"),
         ("mean churn probability", f"{seg['churn_probability'].mean():.3f}"),
         ("at risk", f"{at_risk:,}"),
+        ("prospects", f"{prospects:,}"),
         ("features drifted", f"{len(drifted)}"),
     ]
     parts = [
@@ -379,6 +418,24 @@ def render(data: DayData) -> str:
             "{:,.0f}",
         ),
     ]
+    waiting = prospect_table(seg)
+    parts.append("<h2>Prospects</h2>")
+    if waiting.empty:
+        parts.append("<p>No prospects on this day: every customer signed up has ordered.</p>")
+    elif seg.loc[seg["lifecycle_stage"] == "prospect", "conversion_probability"].isna().all():
+        parts += [
+            "<p>Signed up, no order yet, and not scored: clm-conversion has no champion.</p>",
+            _table(waiting),
+        ]
+    else:
+        parts += [
+            "<p class='muted'>Signed up, no order yet: the probability of a first order "
+            "within the horizon from clm-conversion@champion (visits, views, days since "
+            "the signup, and the channel's conversion record). A welcome offer goes to the "
+            "prospects it can tip; the likely ones are nurtured.</p>",
+            f"<img alt='prospects' src='{chart_prospects(seg)}'>",
+            _table(waiting),
+        ]
     recommended = recommendation_table(seg)
     parts.append("<h2>Recommended categories</h2>")
     if recommended.empty:

@@ -149,9 +149,11 @@ def derive(frame: pd.DataFrame) -> pd.DataFrame:
         rate[rows] = [
             rates.get(c, shop) if isinstance(c, str) else shop for c in channel.iloc[rows]
         ]
+    signup = frame["signup_day"].astype("float64")
+    rate[signup.isna().to_numpy()] = np.nan  # not in the profile view: no channel to rate
     return pd.DataFrame(
         {
-            "days_since_signup": (frame[AS_OF] - frame["signup_day"]).astype("float64"),
+            "days_since_signup": (frame[AS_OF] - signup).astype("float64"),
             "channel_conversion_rate": rate,
         },
         index=frame.index,

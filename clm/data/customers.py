@@ -10,6 +10,8 @@ from clm.core.settings import Settings
 from clm.data import feature_store, queries
 
 FEATURE_SERVICE = "churn_v1"
+# A prospect (no order yet) has no order features: theirs are the conversion model's.
+PROSPECT_SERVICE = "conversion_v1"
 
 
 class NoFeaturesRegistered(LookupError):
@@ -25,6 +27,7 @@ class CustomerView:
     segment: dict[str, Any] | None
     opened_ms: float
     lookup_ms: float
+    service: str = FEATURE_SERVICE
 
     @property
     def known(self) -> bool:
@@ -49,10 +52,12 @@ def look_up(settings: Settings, customer_id: str) -> CustomerView:
     store = feature_store.get_store(settings)
     opened_ms = (time.perf_counter() - started) * 1000
     started = time.perf_counter()
+    service = FEATURE_SERVICE
     try:
-        features = feature_store.online_features(
-            settings, customer_id, FEATURE_SERVICE, store=store
-        )
+        features = feature_store.online_features(settings, customer_id, service, store=store)
+        if features.get("recency_days") is None:  # no order: a prospect, or unknown
+            service = PROSPECT_SERVICE
+            features = feature_store.online_features(settings, customer_id, service, store=store)
     except FeastObjectNotFoundException as exc:
         raise NoFeaturesRegistered(str(exc)) from exc
     lookup_ms = (time.perf_counter() - started) * 1000
@@ -63,4 +68,5 @@ def look_up(settings: Settings, customer_id: str) -> CustomerView:
         segment=None if row.empty else {str(k): v for k, v in row.iloc[0].items()},
         opened_ms=opened_ms,
         lookup_ms=lookup_ms,
+        service=service,
     )

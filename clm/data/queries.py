@@ -33,6 +33,7 @@ SEGMENT_COLUMNS = (
     "next_best_action",
     "recommended_categories",
     "behaviour_cluster",
+    "conversion_probability",
 )
 
 
@@ -94,15 +95,26 @@ def stage_actions(url: str, ds: date) -> pd.DataFrame:
     return warehouse.query(url, sql, [ds])
 
 
+# registered model -> the customer_segments column naming the version that made a value
+VERSION_COLUMNS = {
+    "clm-churn": "churn_model_version",
+    "clm-clv": "clv_model_version",
+    "clm-conversion": "conversion_model_version",
+    "clm-reco": "reco_model_version",
+    "clm-clusters": "cluster_model_version",
+}
+
+
 def model_versions(url: str, ds: date) -> pd.DataFrame:
-    """The model versions that scored ``ds`` (one row unless the day was scored twice)."""
-    sql = (
-        "SELECT DISTINCT churn_model_version, clv_model_version, reco_model_version, "
-        "cluster_model_version FROM customer_segments WHERE ds = ? "
-        "ORDER BY churn_model_version, clv_model_version, reco_model_version, "
-        "cluster_model_version"
+    """``(model, version)`` of every model version that scored ``ds``, in the order of
+    :data:`VERSION_COLUMNS` (a model without a champion that day has no row)."""
+    sql = " UNION ALL ".join(
+        f"SELECT * FROM (SELECT DISTINCT {i} AS k, '{name}' AS model, {column} AS version "
+        f"FROM customer_segments WHERE ds = ? AND {column} IS NOT NULL) AS m{i}"
+        for i, (name, column) in enumerate(VERSION_COLUMNS.items())
     )
-    return warehouse.query(url, sql, [ds])
+    found = warehouse.query(url, f"{sql} ORDER BY k, version", [ds] * len(VERSION_COLUMNS))
+    return found.drop(columns="k").reset_index(drop=True)
 
 
 def customer(url: str, customer_id: str) -> pd.DataFrame:

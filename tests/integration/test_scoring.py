@@ -201,7 +201,8 @@ def test_the_output_suite_ran_on_every_scored_day(scored_shop: ScoredShop) -> No
 def test_drift_and_importance_are_recorded_every_day(scored_shop: ScoredShop) -> None:
     url = _settings(scored_shop).warehouse
     drift = warehouse.query(url, "SELECT * FROM drift")
-    assert drift.groupby("ds")["model_name"].nunique().eq(2).all()
+    # churn and clv on the buyers, conversion on the prospects
+    assert drift.groupby("ds")["model_name"].nunique().eq(3).all()
     assert len(drift["ds"].unique()) == len(scored_shop.days)
     assert set(drift["kind"]) == {"feature", "score"}
     assert {"churn_probability", "expected_spend", "recency_days"} <= set(drift["name"])
@@ -499,4 +500,4 @@ def test_drift_over_threshold_sets_off_training(scored_shop: ScoredShop, tmp_pat
     promotions = warehouse.query(
         settings.warehouse, "SELECT * FROM model_promotions WHERE ds = ?", [day]
     )
-    assert len(promotions) == 4  # churn, clv, the recommender and the clusters
+    assert len(promotions) == 5  # churn, clv, conversion, the recommender and the clusters

@@ -136,6 +136,8 @@ def test_recommended_categories_are_inert_in_the_report_the_page_and_the_termina
             "reco_model_version": "1",
             "behaviour_cluster": None,
             "cluster_model_version": None,
+            "conversion_probability": None,
+            "conversion_model_version": None,
         }
     )
     warehouse.replace_partition(settings.warehouse, "customer_segments", rows, ds=ds)

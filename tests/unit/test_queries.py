@@ -32,6 +32,8 @@ def _segments(ds: date, version: str) -> pd.DataFrame:
             "reco_model_version": ["4"] * 3,
             "behaviour_cluster": ["frequent, big spenders", "recent, one category", "lapsing"],
             "cluster_model_version": ["5"] * 3,
+            "conversion_probability": [None] * 3,
+            "conversion_model_version": [None] * 3,
         }
     )
 
@@ -66,6 +68,7 @@ def _fill(url: str) -> None:
                 "customers": [2, 1],
                 "mean_churn_probability": [0.1, 0.8],
                 "total_expected_spend": [30.0, 5.0],
+                "mean_conversion_probability": [None, None],
             }
         )
         warehouse.replace_partition(url, "segment_summary", summary, ds=ds)
@@ -112,7 +115,9 @@ def test_a_customer_and_the_model_versions_of_a_day(url: str) -> None:
     assert len(row) == 1 and pd.Timestamp(row["ds"].iloc[0]).date() == D2
     assert queries.customer(url, "nobody").empty
     versions = queries.model_versions(url, D1)
-    assert versions[["churn_model_version", "reco_model_version"]].values.tolist() == [["1", "4"]]
+    used = dict(zip(versions["model"], versions["version"], strict=True))
+    assert used["clm-churn"] == "1" and used["clm-reco"] == "4"
+    assert "clm-conversion" not in used  # that day had no conversion model
 
 
 def test_the_latest_validation_of_each_table(url: str) -> None:

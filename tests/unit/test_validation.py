@@ -111,45 +111,66 @@ def test_empty_required_table_fails_the_volume_check(tmp_path: Path) -> None:
 def test_output_suite_refuses_a_bad_segment_table(tmp_path: Path) -> None:
     good = pd.DataFrame(
         {
-            "ds": [DS, DS, DS],
-            "customer_id": ["c1", "c2", "c3"],
-            "lifecycle_stage": ["at_risk", "lapsed", "active"],
-            "churn_probability": [0.7, 0.9, 0.1],
-            "expected_spend": [10.0, 0.0, 5.0],
-            "value_tier": ["high", "low", "mid"],
-            "rfm_segment": ["Champions", "Lost", "Loyal"],
-            "segment": ["high_value_at_risk", "low_value_lapsed", "mid_value_healthy"],
-            "next_best_action": ["retain_with_offer", "no_action", "cross_sell"],
+            "ds": [DS, DS, DS, DS],
+            "customer_id": ["c1", "c2", "c3", "c4"],
+            "lifecycle_stage": ["at_risk", "lapsed", "active", "prospect"],
+            # a prospect (no order yet) has no churn, spend, tier or RFM segment
+            "churn_probability": [0.7, 0.9, 0.1, None],
+            "expected_spend": [10.0, 0.0, 5.0, None],
+            "value_tier": ["high", "low", "mid", None],
+            "rfm_segment": ["Champions", "Lost", "Loyal", None],
+            "segment": [
+                "high_value_at_risk",
+                "low_value_lapsed",
+                "mid_value_healthy",
+                "prospect_possible",
+            ],
+            "next_best_action": ["retain_with_offer", "no_action", "cross_sell", "welcome_offer"],
             # Reasons where the action answers churn risk; NULL where it needs none.
-            "top_reasons": ["recency_days, tenure_days, visits_30d", None, "none"],
-            "churn_model_version": ["1", "1", "1"],
-            "clv_model_version": ["2", "2", "2"],
+            "top_reasons": ["recency_days, tenure_days, visits_30d", None, "none", None],
+            "churn_model_version": ["1", "1", "1", None],
+            "clv_model_version": ["2", "2", "2", None],
             # JSON arrays of category names (any text), NULL before a recommender exists
-            "recommended_categories": ['["garden", "toys", "a \\"quoted\\", name"]', "[]", None],
-            "reco_model_version": ["3", "3", None],
-            "behaviour_cluster": ["frequent, big spenders", "lapsing, small spenders", None],
-            "cluster_model_version": ["4", "4", None],
+            "recommended_categories": [
+                '["garden", "toys", "a \\"quoted\\", name"]',
+                "[]",
+                None,
+                '["toys"]',
+            ],
+            "reco_model_version": ["3", "3", None, "3"],
+            "behaviour_cluster": ["frequent, big spenders", "lapsing, small spenders", None, None],
+            "cluster_model_version": ["4", "4", None, None],
+            "conversion_probability": [None, None, None, 0.3],
+            "conversion_model_version": [None, None, None, "5"],
         }
     )
     suite = SUITES / "customer_segments.json"
     assert check_output(good, suite, tmp_path, "customer_segments", DS).startswith("file://")
     bad = good.assign(
-        churn_probability=[1.5, 0.9, 0.1],
-        customer_id=["c1", "c1", "c3"],
-        segment=["high_value_healthy", "vip", "mid_value_healthy"],
-        next_best_action=["cross_sell", "call them", "win_back"],
-        top_reasons=["a;b;c", "none", None],
-        recommended_categories=['["a", "b", "c", "d"]', "garden, toys", '["toys"]'],
-        cluster_model_version=["4", None, None],
+        churn_probability=[1.5, 0.9, 0.1, 0.2],
+        customer_id=["c1", "c1", "c3", "c4"],
+        segment=["high_value_healthy", "vip", "mid_value_healthy", "prospect_possible"],
+        next_best_action=["cross_sell", "call them", "win_back", "welcome_offer"],
+        top_reasons=["a;b;c", "none", None, None],
+        recommended_categories=['["a", "b", "c", "d"]', "garden, toys", '["toys"]', "[]"],
+        cluster_model_version=["4", None, None, None],
+        expected_spend=[10.0, 0.0, None, None],
+        conversion_probability=[0.5, None, None, 1.2],
+        conversion_model_version=["5", None, None, None],
     )
     with pytest.raises(BatchValidationError) as err:
         check_output(bad, suite, tmp_path, "customer_segments", DS)
     assert "churn_probability is not in [0, 1] (1)" in str(err.value)
     assert "customer_id scored twice (2)" in str(err.value)
-    assert "segment is not <tier>_value_<risk> (1)" in str(err.value)
+    assert "segment is not <tier>_value_<risk> or prospect_<likelihood> (1)" in str(err.value)
     assert "next_best_action is not a known action" in str(err.value)
     assert "top_reasons is not up to three feature names (1)" in str(err.value)
     assert "top_reasons is missing where the action needs them" in str(err.value)
     assert "recommended_categories is not a JSON array of at most three" in str(err.value)
     assert "a recommendation without the version of clm-reco that made it (1)" in str(err.value)
     assert "a behaviour cluster without the version of clm-clusters" in str(err.value)
+    assert "expected_spend is missing for a customer with an order (1)" in str(err.value)
+    assert "churn_probability on a prospect (no order to churn from) (1)" in str(err.value)
+    assert "conversion_probability on a customer who already ordered (1)" in str(err.value)
+    assert "conversion_probability is not in [0, 1] (1)" in str(err.value)
+    assert "a conversion probability without the version of clm-conversion" in str(err.value)

@@ -31,6 +31,7 @@ def _summary(ds: date, n: int, spend: float = 1.0) -> pd.DataFrame:
             "customers": range(n),
             "mean_churn_probability": [0.1 + 1e-17 * i for i in range(n)],
             "total_expected_spend": [spend / 3] * n,
+            "mean_conversion_probability": [None] * n,
         }
     )
 
@@ -130,7 +131,8 @@ for cls in real:
     cls.insert = crash_on_second
 d = date(2024, 1, 1)
 summary = pd.DataFrame({"ds": [d] * rows, "segment": [f"new{i}" for i in range(rows)],
-    "customers": 1, "mean_churn_probability": 0.5, "total_expected_spend": 2.0})
+    "customers": 1, "mean_churn_probability": 0.5, "total_expected_spend": 2.0,
+    "mean_conversion_probability": None})
 moves = pd.DataFrame({"ds": [d] * rows, "from_segment": "a",
     "to_segment": [f"new{i}" for i in range(rows)], "customers": 1})
 warehouse.replace_partitions(url, [Partition("segment_summary", summary, {"ds": d}),

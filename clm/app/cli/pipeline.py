@@ -201,18 +201,15 @@ def _summary(settings: Settings, records: list[Any], last: date, seconds: float)
     )
     for result in total.trainings:
         render.training_summary(result)
-    for _, row in queries.model_versions(settings.warehouse, last).iterrows():
-        console.print(
-            f"Champions used on {last}: clm-churn v{row.churn_model_version}, "
-            f"clm-clv v{row.clv_model_version}, "
-            + (f"clm-reco v{row.reco_model_version}" if row.reco_model_version else "no clm-reco")
-            + ", "
-            + (
-                f"clm-clusters v{row.cluster_model_version}"
-                if row.cluster_model_version
-                else "no clm-clusters"
-            )
+    used = queries.model_versions(settings.warehouse, last)
+    console.print(
+        f"Champions used on {last}: "
+        + ", ".join(
+            ", ".join(f"{name} v{v}" for v in used.loc[used["model"] == name, "version"])
+            or f"no {name}"
+            for name in queries.VERSION_COLUMNS
         )
+    )
     print_segments(settings, last)
     report = write_report(settings, last)
     console.print(f"\nDemo finished in {seconds:.0f}s.")

@@ -66,17 +66,22 @@ def training_summary(result: Any) -> None:
 def segments(ds: date, summary: pd.DataFrame, stages: pd.DataFrame) -> None:
     """A day's segment summary and its lifecycle stage x next best action counts."""
     table = Table(title=f"Segments on {ds}")
-    for col in ("segment", "customers", "mean churn p", "total expected spend"):
+    for col in ("segment", "customers", "mean churn p", "total expected spend", "mean P(order)"):
         table.add_column(col, justify="left" if col == "segment" else "right")
+
+    def mean(value: Any) -> str:  # buyers have no P(first order), prospects no churn
+        return "-" if value is None or pd.isna(value) else f"{value:.3f}"
+
     for _, row in summary.iterrows():
         table.add_row(
             row.segment,
             f"{row.customers:,}",
-            f"{row.mean_churn_probability:.3f}",
+            mean(row.mean_churn_probability),
             f"{row.total_expected_spend:,.0f}",
+            mean(row.get("mean_conversion_probability")),
         )
     table.add_row(
-        Text("all", style="bold"), Text(f"{summary.customers.sum():,}", style="bold"), "", ""
+        Text("all", style="bold"), Text(f"{summary.customers.sum():,}", style="bold"), "", "", ""
     )
     console.print(table)
     st = Table(title=f"Lifecycle stage x next best action on {ds}")
@@ -155,7 +160,7 @@ def customer(view: Any) -> None:
     """A customer's online features (with the lookup's latency) and latest segment row."""
     table = Table(
         title=f"Online features of {view.customer_id}",
-        caption=f"Feast online lookup {view.lookup_ms:.1f} ms "
+        caption=f"Feast online lookup of {view.service} {view.lookup_ms:.1f} ms "
         f"(store opened in {view.opened_ms:.0f} ms)",
     )
     table.add_column("feature")
@@ -176,6 +181,17 @@ def customer(view: Any) -> None:
             if row.get("next_best_action") == "cross_sell" and cats:
                 shown += f"; the cross-sell offers {cats[0]}"
             console.print(styled("[bold]Recommended categories:[/] {}", shown))
+        chance = row.get("conversion_probability")
+        if row.get("lifecycle_stage") == "prospect":
+            console.print(
+                styled(
+                    "[bold]Prospect:[/] {}",
+                    "no order yet, not scored (no clm-conversion model)"
+                    if chance is None or math.isnan(chance)
+                    else f"{chance:.0%} chance of a first order within the horizon "
+                    f"(clm-conversion v{row.get('conversion_model_version')})",
+                )
+            )
         if row.get("behaviour_cluster"):
             console.print(styled("[bold]Behaviour cluster:[/] {}", row["behaviour_cluster"]))
     mean = view.features.get("review_sentiment_90d")
