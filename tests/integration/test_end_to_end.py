@@ -41,13 +41,13 @@ def pipeline(scored_shop: ScoredShop) -> Iterator[tuple[dict[str, str], Settings
 
 def test_segment_table_has_one_valid_row_per_scored_customer(pipeline) -> None:
     _, settings = pipeline
-    rows = warehouse.query(
+    everybody = warehouse.query(
         settings.warehouse, "SELECT * FROM customer_segments WHERE ds = ?", [LAST]
     )
-    features = __import__("pandas").read_parquet(
-        settings.features_dir / "order_features" / f"ds={LAST.isoformat()}"
-    )
+    features = pd.read_parquet(settings.features_dir / "order_features" / f"ds={LAST.isoformat()}")
+    rows = everybody[everybody["lifecycle_stage"] != "prospect"]
     assert len(rows) == len(features) > 250
+    assert everybody["customer_id"].is_unique
     assert rows["customer_id"].is_unique
     assert rows["churn_probability"].between(0, 1).all()
     assert (rows["expected_spend"] >= 0).all()
@@ -173,9 +173,48 @@ def test_mlflow_has_both_families_and_the_champion_alias(pipeline) -> None:
         info = mlflow.models.get_model_info(f"models:/clm-clusters/{version}")
         assert set(named) <= set(info.metadata["names"])  # each row names its version's cluster
     promotions = warehouse.query(settings.warehouse, "SELECT * FROM model_promotions")
-    assert len(promotions) == 8 and promotions["reasons"].str.len().gt(0).all()
+    assert len(promotions) == 10 and promotions["reasons"].str.len().gt(0).all()
     second = promotions[promotions.ds == promotions.ds.max()]
     assert second["champion_version"].notna().all()  # compared with the first champion
+
+
+def test_prospects_are_scored_by_the_conversion_champion(pipeline) -> None:
+    """Signed up, no order yet: a first-order probability from clm-conversion@champion,
+    trained through the DAGs beside its baselines, and a segment and action for it."""
+    import mlflow
+    from mlflow import MlflowClient
+
+    from clm.ml.registry import setup_mlflow
+
+    _, settings = pipeline
+    setup_mlflow(settings)
+    client = MlflowClient()
+    experiment = client.get_experiment_by_name("clm-conversion")
+    children = client.search_runs(
+        [experiment.experiment_id], "tags.mlflow.parentRunId != ''", max_results=100
+    )
+    assert {r.data.tags["candidate"] for r in children} == {
+        "xgboost",
+        "lightgbm",
+        "channel_rate",
+        "recent_visits",
+    }
+    assert all("roc_auc" in r.data.metrics for r in children)
+    champion = client.get_model_version_by_alias("clm-conversion", "champion")
+    names = mlflow.models.get_model_info(f"models:/clm-conversion/{champion.version}")
+    inputs = names.signature.inputs.input_names()
+    assert {"days_since_signup", "channel_conversion_rate", "visits_30d"} <= set(inputs)
+    assert "recency_days" not in inputs  # a prospect has no orders
+    prospects = warehouse.query(
+        settings.warehouse,
+        "SELECT * FROM customer_segments WHERE ds = ? AND lifecycle_stage = 'prospect'",
+        [LAST],
+    )
+    assert len(prospects) > 10
+    assert prospects["conversion_probability"].between(0, 1).all()
+    assert set(prospects["conversion_model_version"]) == {str(champion.version)}
+    assert prospects["next_best_action"].isin(["nurture", "welcome_offer", "no_action"]).all()
+    assert prospects["churn_probability"].isna().all()
 
 
 def _rows(root, table: str, days) -> pd.DataFrame:
@@ -243,6 +282,14 @@ def test_clm_customer_shows_a_customer_and_says_when_one_is_unknown(pipeline) ->
     wrote = engagement.dropna(subset=["review_sentiment_90d"]).customer_id
     assert len(wrote) > 10  # the simulated reviews have texts
     assert "Review sentiment (90 days): mean" in clm(env, "customer", wrote.iloc[0]).stdout
+    prospect = warehouse.query(
+        settings.warehouse,
+        "SELECT customer_id FROM customer_segments WHERE lifecycle_stage = 'prospect' "
+        "ORDER BY ds DESC, customer_id LIMIT 1",
+    ).customer_id.iloc[0]
+    shown = clm(env, "customer", prospect).stdout
+    assert "conversion_v1" in shown and "days_since_signup" in shown
+    assert "chance of a first order" in shown
     for hostile in ("[bold]C0000001[/]\x1b[2J",):
         result = subprocess.run(
             [CLM, "customer", hostile], env=env, capture_output=True, text=True, check=False

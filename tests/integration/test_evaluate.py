@@ -73,6 +73,20 @@ def test_evaluate_prints_and_writes_the_comparison_with_the_oracle_ceiling(
     ndcg = {n: e["metrics"]["ndcg_at_3"]["value"] for n, e in entries.items()}
     assert max(ndcg["als"], ndcg["item_item"]) > ndcg["popularity"]
     assert ndcg["oracle"] >= max(ndcg["als"], ndcg["item_item"], ndcg["own_top"])
+    # acquisition: the prospects at the same cutoffs, a first order within H days
+    conversion = report["tasks"]["conversion"]
+    entries = {e["name"]: e for e in conversion["candidates"]}
+    assert set(entries) == {"xgboost", "lightgbm", "channel_rate", "recent_visits", "oracle"}
+    assert conversion["label"] == "converted" and conversion["test_rows"] > 50
+    assert 0 < conversion["positive_rate_test"] < 1
+    for e in entries.values():
+        m = e["metrics"]["roc_auc"]
+        assert 0 <= m["low"] <= m["value"] <= m["high"] <= 1
+    auc = {n: e["metrics"]["roc_auc"]["value"] for n, e in entries.items()}
+    assert max(auc["xgboost"], auc["lightgbm"]) > 0.6
+    assert max(auc["xgboost"], auc["lightgbm"]) <= entries["oracle"]["metrics"]["roc_auc"]["high"]
+    assert set(conversion["versus_best_baseline"]) >= {"roc_auc", "log_loss"}
+    assert "conversion: converted" in result.output and "channel_rate" in result.output
     # what review sentiment adds to the churn model: same family, same rows, paired
     gained = report["tasks"]["churn"]["sentiment_gain"]
     assert gained["family"] in {"xgboost", "lightgbm"}
@@ -99,7 +113,7 @@ def test_evaluate_prints_and_writes_the_comparison_with_the_oracle_ceiling(
             for metric, v in cand["metrics"].items():
                 assert v["values"][0] == entries[name]["metrics"][metric]["value"]
                 assert v["mean"] == pytest.approx(sum(v["values"]) / 2)
-        if task in ("churn", "clv"):  # reco's margins are too thin on 1,000 customers
+        if task in ("churn", "clv"):  # reco's and conversion's are too thin at 1,000
             primary = report["tasks"][task]["primary"]
             assert body["versus_best_baseline"][primary]["origins_won"] == 2
 

@@ -131,13 +131,18 @@ def test_the_scheduler_runs_the_chain_for_exactly_the_triggered_day(
     )
     assert [d.date() for d in rows["ds"]] == [DAY]
     assert int(rows["n"].iloc[0]) > 100
-    # the training the scheduler ran also fit the recommender and the clusters, and used them
+    # the training the scheduler ran also fit the recommender, the clusters and the
+    # conversion model, and used them (clusters on buyers, conversion on prospects)
     missing = warehouse.query(
         settings.warehouse,
         "SELECT COUNT(*) FILTER (WHERE recommended_categories IS NULL) AS reco, "
-        "COUNT(*) FILTER (WHERE behaviour_cluster IS NULL) AS clusters FROM customer_segments",
+        "COUNT(*) FILTER (WHERE behaviour_cluster IS NULL AND lifecycle_stage != 'prospect') "
+        "AS clusters, "
+        "COUNT(*) FILTER (WHERE conversion_probability IS NULL AND lifecycle_stage = 'prospect') "
+        "AS conversion, "
+        "COUNT(*) FILTER (WHERE lifecycle_stage = 'prospect') AS prospects FROM customer_segments",
     )
-    assert missing.iloc[0].tolist() == [0, 0]
+    assert missing.iloc[0].tolist()[:3] == [0, 0, 0] and missing["prospects"].iloc[0] > 0
     # With no champion, the chain trained before it scored, with nothing triggered by hand.
     trains = [r for r in airflow.runs("clm_train") if r["run_type"] == "asset_triggered"]
     assert [r["state"] for r in trains] == ["success"]
