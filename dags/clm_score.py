@@ -10,7 +10,10 @@ the `ds` param it scores the due days up to ds; with `force` it re-scores ds.
 Loads `models:/clm-churn@champion` and `models:/clm-clv@champion`, scores
 every customer with a completed order, and assigns lifecycle stage, value
 tier, RFM segment, segment, next best action and the top churn reasons (tree
-SHAP). The output suite `expectations/customer_segments.json` checks the rows
+SHAP). Every prospect (signed up, no order yet) gets the probability of a first
+order from `models:/clm-conversion@champion`, a prospect segment and action.
+Every customer gets three recommended categories (`clm-reco@champion`) and
+every buyer a behavioural cluster (`clm-clusters@champion`). The output suite `expectations/customer_segments.json` checks the rows
 first; if it fails, nothing is written and the task fails. Then it measures
 drift (PSI per feature and on each score) against the champions' training
 reference, and replaces the ds partition of `customer_segments`,

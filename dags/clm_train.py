@@ -13,11 +13,14 @@ Labels come from future windows at monthly cutoffs (the last complete one is
 the out-of-time test set); features are joined point-in-time through Feast
 `get_historical_features`.
 
-For churn and for future spend, each model family is tuned by Optuna (with
-pruning; `tuning_trials` below), churn is calibrated on a validation slice,
-and the baselines (recency, RFM logistic regression, BG/NBD x Gamma-Gamma,
-run rate) are scored on the same rows. Each candidate is a child run of one
-parent run (experiments `clm-churn`, `clm-clv`), with its plots. The best
+For churn and for future spend (customers with an order), and for conversion
+(prospects: signed up, no order yet; a first order within H days), each model
+family is tuned by Optuna (with pruning; `tuning_trials` below), the
+probabilities are calibrated on a validation slice, and the baselines (recency,
+RFM logistic regression, BG/NBD x Gamma-Gamma, run rate; the channel's
+conversion record and recent visits) are scored on the same rows. Each
+candidate is a child run of one parent run (experiments `clm-churn`, `clm-clv`,
+`clm-conversion`), with its plots. The best
 model is registered; it gets the alias `champion` only if it beats the
 current champion on today's test set by the configured margin and clears the
 floors.

@@ -626,7 +626,7 @@ def evaluate(
                 "verdicts": _verdicts(task, cands),
                 "versus_best_baseline": versus_best_baseline(cands, draws),
             }
-            if spec.dataset == "online-retail":
+            if spec.dataset == "online-retail" and task in ONLINE_RETAIL_TARGETS:
                 task_report["targets"] = _targets(task, cands)
             if task == "churn":
                 found = feature_gain(spec, ws, rows, cands, SENTIMENT_FEATURES, horizon, say)

@@ -144,6 +144,39 @@ def test_offline_equals_online_for_the_same_customer_and_day(store: Settings) ->
     pd.testing.assert_frame_equal(online, _online(store, list(offline["customer_id"])))
 
 
+def test_a_prospect_reads_the_same_conversion_features_offline_online_and_when_scored(
+    store: Settings,
+) -> None:
+    """conversion_v1 for the prospects of a day: Feast's point-in-time join, its online
+    lookup, and the snapshot scoring reads agree, the on-demand channel record included."""
+    from clm.core.settings import get_settings
+    from clm.data.feature_store import feature_names
+    from clm.ml.scoring import load_prospects
+
+    settings = get_settings(home=store.home, horizon_days=14)  # signup windows have closed
+    day = DAYS[-1]
+    materialize_day(settings, day)
+    scored = load_prospects(settings, day)
+    names = feature_names(settings, "conversion_v1")
+    assert {"days_since_signup", "channel_conversion_rate", "visits_30d"} <= set(names)
+    assert len(scored) >= 5 and scored["channel_conversion_rate"].notna().all()
+    assert scored["channel_conversion_rate"].nunique() > 1  # one record per channel
+    ids = list(scored["customer_id"])
+    stamp = pd.Timestamp(snapshot_timestamp(day))
+    offline = historical_features(
+        settings, pd.DataFrame({"customer_id": ids, "event_timestamp": stamp}), "conversion_v1"
+    ).sort_values("customer_id", ignore_index=True)[["customer_id", *names]]
+    store_ = get_store(settings)
+    online = pd.DataFrame(
+        [
+            {"customer_id": i, **online_features(settings, i, "conversion_v1", store=store_)}
+            for i in ids
+        ]
+    )[["customer_id", *names]]
+    pd.testing.assert_frame_equal(offline, online, check_dtype=False)
+    pd.testing.assert_frame_equal(scored[["customer_id", *names]], online, check_dtype=False)
+
+
 def test_feast_apply_between_runs_cannot_make_materialization_skip_a_day(store: Settings) -> None:
     for later in DAYS[2:]:  # as in a daily run: D1 is the newest snapshot when it runs
         shutil.rmtree(store.features_dir / "order_features" / f"ds={later}")

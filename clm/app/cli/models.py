@@ -33,7 +33,9 @@ def models(ctx: typer.Context) -> None:
 
 @models_app.command("rollback")
 def rollback(
-    model: Annotated[str, typer.Option(help="clm-churn, clm-clv or clm-reco.")],
+    model: Annotated[
+        str, typer.Option(help="clm-churn, clm-clv, clm-conversion, clm-reco or clm-clusters.")
+    ],
     to: Annotated[str, typer.Option("--to", help="Version to make champion.")],
     override_reason: Annotated[
         str,
@@ -43,7 +45,7 @@ def rollback(
     ] = "",
 ) -> None:
     """Move the champion alias to another version, if its features match the feature service
-    (for clm-reco: if it is a recommender).
+    (for clm-reco and clm-clusters: if it is a model of that kind).
 
     A version that was kept out, retired or never decided needs --override-reason.
     """
