@@ -13,12 +13,12 @@ tier, RFM segment, segment, next best action and the top churn reasons (tree
 SHAP). Every prospect (signed up, no order yet) gets the probability of a first
 order from `models:/clm-conversion@champion`, a prospect segment and action.
 Every customer gets three recommended categories (`clm-reco@champion`) and
-every buyer a behavioural cluster (`clm-clusters@champion`). The output suite `expectations/customer_segments.json` checks the rows
-first; if it fails, nothing is written and the task fails. Then it measures
-drift (PSI per feature and on each score) against the champions' training
-reference, and replaces the ds partition of `customer_segments`,
-`segment_summary`, `segment_transitions`, `drift` and `feature_importance` in
-one transaction. Updates the Asset `clm_segments`.
+every buyer a behavioural cluster (`clm-clusters@champion`). The output suite
+`expectations/customer_segments.json` checks the rows first; if it fails,
+nothing is written and the task fails. Then it measures drift (PSI per feature
+and on each score) against the champions' training reference, and replaces the
+ds partition of `customer_segments`, `segment_summary`, `segment_transitions`,
+`drift` and `feature_importance` in one transaction. Updates the Asset `clm_segments`.
 
 `signal_drift` updates the Asset `clm_drift`, which starts clm_train, only
 when a PSI crossed its threshold (`drift:` in `clm/config/segments.yaml`) and
