@@ -449,21 +449,14 @@ def feature_gain(
 def task_sets(ws: Settings, data: Any, say: Callable[[str], None]) -> dict[str, Any]:
     """The rows of each task: the buyers for churn and clv, the prospects at the same
     cutoffs for conversion (left out when the data set has too few)."""
-    from clm.data.labels import compute_conversion_labels
-    from clm.ml.train import build_set
+    from clm.ml.train import build_conversion_set
 
     sets = {"churn": data, "clv": data}
-    try:
-        sets["conversion"] = build_set(
-            ws,
-            data.cutoffs,
-            data.horizon_days,
-            data.split,
-            max_rows=ws.max_training_rows,
-            label_fn=compute_conversion_labels,
-        )
-    except ValueError as exc:
-        say(f"conversion: skipped ({exc})")
+    prospects = build_conversion_set(ws, data)
+    if prospects is None:
+        say("conversion: skipped, too few prospects (the log says why)")
+    else:
+        sets["conversion"] = prospects
     return sets
 
 
@@ -497,6 +490,8 @@ def rolling_summary(origins: list[dict[str, Any]]) -> dict[str, Any]:
         "tasks": {},
     }
     for task in origins[0]["tasks"]:
+        if not all(task in o["tasks"] for o in origins):
+            continue  # skipped at an origin (too few prospects there): no mean to take
         names = origins[0]["tasks"][task]
         table: dict[str, Any] = {}
         for name, first in names.items():
