@@ -79,9 +79,11 @@ def evaluate(
     (from the latent truth) is the ceiling; on online-retail the reference
     targets of DESIGN section 10 are checked.
 
-    Tasks: churn, spend, and category recommendation (collaborative filtering
-    against popularity and the customer's own most bought categories, hit rate
-    and NDCG at 3; skipped when the data have three categories or fewer).
+    Tasks: churn, spend, conversion (the prospects' first order within H days,
+    against the channel's record and recent visits; skipped without prospects),
+    and category recommendation (collaborative filtering against popularity and
+    the customer's own most bought categories, hit rate and NDCG at 3; skipped
+    when the data have three categories or fewer).
     """
     settings = setup(verbose)
     from clm.ml.evaluate import DATASETS, EvalSpec
