@@ -223,7 +223,7 @@ def _summary(settings: Settings, records: list[Any], last: date, seconds: float)
             "segments\n"
             "                page is in its left navigation. Trigger clm_ingest with a landed "
             "`ds`.\n  [bold]make mlflow[/]   MLflow on {} (experiments clm-churn, clm-clv, "
-            "clm-reco, clm-clusters)",
+            "clm-conversion, clm-reco, clm-clusters)",
             settings.mlflow_ui,
         )
     )

@@ -52,7 +52,7 @@ def ui(
         console.print(
             styled(
                 "MLflow UI on [bold]http://localhost:{}[/] (experiments clm-churn, clm-clv, "
-                "clm-reco, clm-clusters)",
+                "clm-conversion, clm-reco, clm-clusters)",
                 port,
             )
         )
