@@ -604,6 +604,7 @@ def child(step: str, ds: date, args: dict[str, Any]) -> dict[str, Any]:  # noqa:
 
         scored = score_day(prepared, ds)
         out["customers"] = scored.customers
+        out["prospects"] = scored.prospects  # of customers: no order, nothing to explain
         out["explained"] = scored.explained
         out["steps"] = {k: round(v, 3) for k, v in scored.seconds.items()}
     elif step == "cycle":
