@@ -405,13 +405,17 @@ def compute_profile(validated_dir: Path, ds: date) -> pd.DataFrame:
 
 
 def compute_features(
-    validated_dir: Path, ds: date, sentiment_dir: Path | None = None
+    validated_dir: Path,
+    ds: date,
+    sentiment_dir: Path | None = None,
+    profile: pd.DataFrame | None = None,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Compute the order view for every customer with a completed order by ``ds``, and
     the engagement view for them and every other customer signed up by then.
 
     Review texts are scored by :mod:`clm.data.sentiment`, each day once when
-    ``sentiment_dir`` keeps the scores (the features directory does).
+    ``sentiment_dir`` keeps the scores (the features directory does). ``profile``:
+    :func:`compute_profile` of the same day, when the caller has it already.
 
     Returns:
         ``(order_features, engagement_features)``, one row per customer each,
@@ -429,7 +433,9 @@ def compute_features(
         orders = con.execute(
             _ORDER_SQL, {"orders": partition_glob(validated_dir, "orders"), "ds": ds}
         ).df()
-        signed_up = compute_profile(validated_dir, ds)["customer_id"]
+        if profile is None:
+            profile = compute_profile(validated_dir, ds)
+        signed_up = profile["customer_id"]
         population = pd.DataFrame(
             {"customer_id": sorted(set(orders["customer_id"]) | set(signed_up))}
         )
@@ -471,8 +477,9 @@ def write_snapshot(features_dir: Path, validated_dir: Path, ds: date) -> Snapsho
             f"no feature snapshot for ds={ds}: the validated data ends at {newest}; "
             "ingest that day first"
         )
-    orders, engagement = compute_features(validated_dir, ds, features_dir)
     profile = compute_profile(validated_dir, ds)
+    orders, engagement = compute_features(validated_dir, ds, features_dir, profile)
+    profile = profile.copy()
     stamp = pd.Timestamp(snapshot_timestamp(ds))
     profile["event_timestamp"] = stamp
     profile["created_timestamp"] = stamp

@@ -1,7 +1,9 @@
 """Score every customer as of ds with the champions and write the segment tables.
 
 One run reads the day's feature snapshot, scores it with the version behind
-each ``@champion`` (pinned by number for the whole run), assigns the segments,
+each ``@champion`` (pinned by number for the whole run): churn and spend for
+every customer with an order, the first-order probability (``clm-conversion``)
+for every prospect, signed up without one. It assigns the segments,
 explains the churn score with exact tree SHAP where the next best action needs
 it (``top_reasons`` in ``config/segments.yaml``), recommends three categories
 with ``clm-reco@champion`` from the purchase histories up to ds, checks the rows with the
