@@ -12,6 +12,7 @@ import html
 import io
 import json
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
@@ -383,6 +384,24 @@ img{max-width:100%} .muted{color:#627d98;font-size:.9rem}
 """
 
 
+def _section(
+    title: str,
+    table: pd.DataFrame,
+    empty: str,
+    intro: str,
+    chart: Callable[[], str] | None,
+) -> list[str]:
+    """A report section: its heading, then ``empty`` when the table has no rows, else the
+    intro, the chart (when there is one) and the table."""
+    parts = [f"<h2>{html.escape(title)}</h2>"]
+    if table.empty:
+        return [*parts, f"<p>{html.escape(empty)}</p>"]
+    parts.append(f"<p class='muted'>{html.escape(intro)}</p>")
+    if chart is not None:
+        parts.append(f"<img alt='{html.escape(title.lower())}' src='{chart()}'>")
+    return [*parts, _table(table)]
+
+
 def render(data: DayData) -> str:
     """The report as one self-contained HTML page."""
     seg = data.segments
@@ -419,48 +438,39 @@ def render(data: DayData) -> str:
         ),
     ]
     waiting = prospect_table(seg)
-    parts.append("<h2>Prospects</h2>")
-    if waiting.empty:
-        parts.append("<p>No prospects on this day: every customer signed up has ordered.</p>")
-    elif seg.loc[seg["lifecycle_stage"] == "prospect", "conversion_probability"].isna().all():
-        parts += [
-            "<p>Signed up, no order yet, and not scored: clm-conversion has no champion.</p>",
-            _table(waiting),
-        ]
-    else:
-        parts += [
-            "<p class='muted'>Signed up, no order yet: the probability of a first order "
-            "within the horizon from clm-conversion@champion (visits, views, days since "
-            "the signup, and the channel's conversion record). A welcome offer goes to the "
-            "prospects it can tip; the likely ones are nurtured.</p>",
-            f"<img alt='prospects' src='{chart_prospects(seg)}'>",
-            _table(waiting),
-        ]
+    unscored = seg.loc[seg["lifecycle_stage"] == "prospect", "conversion_probability"].isna()
+    parts += _section(
+        "Prospects",
+        waiting,
+        "No prospects on this day: every customer signed up has ordered.",
+        "Signed up, no order yet, and not scored: clm-conversion has no champion."
+        if unscored.all()
+        else "Signed up, no order yet: the probability of a first order within the horizon "
+        "from clm-conversion@champion (visits, views, days since the signup, and the "
+        "channel's conversion record). A welcome offer goes to the prospects it can tip; "
+        "the likely ones are nurtured.",
+        None if unscored.all() else lambda: chart_prospects(seg),
+    )
     recommended = recommendation_table(seg)
-    parts.append("<h2>Recommended categories</h2>")
-    if recommended.empty:
-        parts.append("<p>No recommendations on this day: clm-reco has no champion yet.</p>")
-    else:
-        parts += [
-            "<p class='muted'>The top three categories each customer has not bought in the "
-            "last 30 days, from clm-reco@champion on the purchase histories; a cross-sell "
-            "offers the first of them.</p>",
-            f"<img alt='recommended categories' src='{chart_recommendations(recommended)}'>",
-            _table(recommended),
-        ]
+    parts += _section(
+        "Recommended categories",
+        recommended,
+        "No recommendations on this day: clm-reco has no champion yet.",
+        "The top three categories each customer has not bought in the last 30 days, from "
+        "clm-reco@champion on the purchase histories; a cross-sell offers the first of them.",
+        lambda: chart_recommendations(recommended),
+    )
     clustered = cluster_table(seg)
-    parts.append("<h2>Behavioural clusters</h2>")
-    if clustered.empty:
-        parts.append("<p>No clusters on this day: clm-clusters has no champion yet.</p>")
-    else:
-        parts += [
-            "<p class='muted'>k-means on standardized behaviour (recency, order rate, spend "
-            "rate, basket size, breadth, discounts, returns, visits), k chosen by the best "
-            "silhouette at training, each cluster named by the two features furthest from "
-            "the shop's mean (clm-clusters@champion).</p>",
-            f"<img alt='behavioural clusters' src='{chart_clusters(clustered)}'>",
-            _table(clustered),
-        ]
+    parts += _section(
+        "Behavioural clusters",
+        clustered,
+        "No clusters on this day: clm-clusters has no champion yet.",
+        "k-means on standardized behaviour (recency, order rate, spend rate, basket size, "
+        "breadth, discounts, returns, visits), k chosen by the best silhouette at training, "
+        "each cluster named by the two features furthest from the shop's mean "
+        "(clm-clusters@champion).",
+        lambda: chart_clusters(clustered),
+    )
     matrix = transition_matrix(data.transitions)
     since = f"since {data.previous_ds}" if data.previous_ds else "(first scored day)"
     parts.append(f"<h2>Transitions {since}</h2>")

@@ -304,9 +304,14 @@ def test_the_report_has_every_chart(scored_shop: ScoredShop, tmp_path: Path) -> 
         "Global feature importance",
         "Champions",
         "Drift",
+        "Prospects",
+        "Recommended categories",
+        "Behavioural clusters",
     ):
         assert title in html, title
-    assert html.count("data:image/png;base64,") >= 5
+    assert html.count("data:image/png;base64,") >= 8
+    for chart in ("prospects", "recommended categories", "behavioural clusters"):
+        assert f"<img alt='{chart}' src='data:image/png;base64," in html, chart
     assert "clm-churn" in html and "roc_auc" in html
     missing = clm_fails(scored_shop.env, "report", "--ds", "2020-01-01")
     assert "no scored rows for ds=2020-01-01" in missing
