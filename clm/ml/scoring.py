@@ -115,6 +115,16 @@ def load_prospects(settings: Settings, ds: date) -> pd.DataFrame:
     return with_acquisition(prospects, settings.validated_dir, ds, settings.horizon_days)
 
 
+def require_features(champion: Champion, frame: pd.DataFrame, ds: date) -> None:
+    """Raise :class:`BatchError` unless ``frame`` has every input of ``champion``."""
+    missing = sorted(set(champion.features) - set(frame.columns))
+    if missing:
+        raise BatchError(
+            f"ds={ds}: features {missing} needed by {champion.name} v{champion.version} "
+            "are not in the snapshot"
+        )
+
+
 def score_prospects(
     prospects: pd.DataFrame, champion: Champion | None, rules: dict[str, Any], ds: date
 ) -> pd.DataFrame:
@@ -130,12 +140,7 @@ def score_prospects(
             )
         frame["conversion_probability"] = np.nan
     else:
-        missing = sorted(set(champion.features) - set(frame.columns))
-        if missing:
-            raise BatchError(
-                f"ds={ds}: features {missing} needed by {champion.name} v{champion.version} "
-                "are not in the snapshot"
-            )
+        require_features(champion, frame, ds)
         frame["conversion_probability"] = champion.trained.predict(
             frame[champion.features].astype("float64")
         ).astype("float64")
@@ -315,12 +320,7 @@ def score_day(
         prospects = load_prospects(settings, ds)
     conversion = champions.pop("conversion", None)
     for champ in champions.values():
-        missing = sorted(set(champ.features) - set(snapshot.columns))
-        if missing:
-            raise BatchError(
-                f"ds={ds}: features {missing} needed by {champ.name} v{champ.version} "
-                "are not in the snapshot"
-            )
+        require_features(champ, snapshot, ds)
     frame = snapshot.copy()
     churn, clv = champions["churn"], champions["clv"]
     x = snapshot[churn.features].astype("float64")
